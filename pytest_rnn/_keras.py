@@ -1,0 +1,493 @@
+"""Keras adapter: every place pytest-rnn touches Keras or a backend.
+
+Assertion modules ask this module for layers, states, twins and compiled
+callers and never branch on the backend themselves. Keras is imported inside
+functions only: importing pytest_rnn must not pay for TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ResetStatesCallback",
+    "compiled",
+    "copy_weights",
+    "describe_layer",
+    "describe_model",
+    "get_states",
+    "iter_layers",
+    "precision_guard",
+    "reset_states",
+    "rng_guard",
+    "rnn_layers",
+    "set_states",
+    "stateful_twin",
+]
+
+
+def keras_module() -> Any:
+    """The ``keras`` module (imported on first use)."""
+    import keras
+
+    return keras
+
+
+def is_model(obj: Any) -> bool:
+    """Whether ``obj`` is a Keras model (without importing Keras if it is not loaded)."""
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return False
+    return isinstance(obj, keras.Model)
+
+
+def check_model(obj: Any, arg: str) -> Any:
+    """Return ``obj`` if it is a Keras model, else raise a TypeError naming ``arg``."""
+    keras = keras_module()
+    if not isinstance(obj, keras.Model):
+        raise TypeError(
+            f"{arg} must be a Keras model (keras.Model, Sequential or Functional), "
+            f"got {type(obj).__name__}"
+        )
+    return obj
+
+
+def is_graph_model(model: Any) -> bool:
+    """Sequential or Functional (a model whose layer graph can be cloned and probed)."""
+    keras = keras_module()
+    return isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def _children(layer: Any) -> list[Any]:
+    keras = keras_module()
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    kids = []
+    for attr in ("forward_layer", "backward_layer", "layer"):
+        child = getattr(layer, attr, None)
+        if isinstance(child, keras.layers.Layer) and child not in kids:
+            kids.append(child)
+    return kids
+
+
+def iter_layers(model: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, layer)`` for every layer, depth first: wrappers and nested models included.
+
+    Paths join names with ``/``: ``"time_distributed/lstm"``.
+    """
+    for layer in _children(model):
+        path = f"{prefix}{layer.name}"
+        yield path, layer
+        yield from iter_layers(layer, path + "/")
+
+
+def rnn_layers(model: Any) -> list[tuple[str, Any]]:
+    """Every ``keras.layers.RNN`` (LSTM, GRU, SimpleRNN, custom cells), nested ones too."""
+    keras = keras_module()
+    return [(p, lyr) for p, lyr in iter_layers(model) if isinstance(lyr, keras.layers.RNN)]
+
+
+def stateful_layers(model: Any) -> list[tuple[str, Any]]:
+    """The RNN layers of ``model`` with ``stateful=True``."""
+    return [(p, lyr) for p, lyr in rnn_layers(model) if lyr.stateful]
+
+
+def reset_states(model: Any) -> None:
+    """Reset every stateful RNN layer of ``model`` to zeros, nested ones included.
+
+    Keras 3 removed ``Model.reset_states``; this is its replacement.
+
+    Example:
+        >>> pytest_rnn.reset_states(streaming_model)
+    """
+    check_model(model, "model")
+    for _, layer in stateful_layers(model):
+        layer.reset_state()
+
+
+def get_states(model: Any) -> dict[str, list[np.ndarray]]:
+    """The states of every stateful RNN layer, as numpy arrays keyed by layer path.
+
+    Layers whose states were not created yet (the model never ran) are left
+    out. The result can be given back to :func:`set_states`.
+    """
+    check_model(model, "model")
+    return {
+        path: [np.array(v.numpy() if hasattr(v, "numpy") else v) for v in layer.states]
+        for path, layer in stateful_layers(model)
+        if layer.states is not None
+    }
+
+
+def set_states(model: Any, states: dict[str, list[np.ndarray]]) -> None:
+    """Assign states saved by :func:`get_states` back to ``model``'s stateful layers.
+
+    Raises:
+        ValueError: a path names no stateful layer with created states, or a
+            state has another shape than the layer's.
+    """
+    check_model(model, "model")
+    if not isinstance(states, dict):
+        raise TypeError(f"states must be a dict from get_states(), got {type(states).__name__}")
+    layers = {p: lyr for p, lyr in stateful_layers(model) if lyr.states is not None}
+    unknown = sorted(set(states) - set(layers))
+    if unknown:
+        raise ValueError(
+            f"states names layers that are not stateful RNN layers with states in model: "
+            f"{unknown}; known: {sorted(layers)}"
+        )
+    for path, values in states.items():
+        variables = layers[path].states
+        if len(values) != len(variables):
+            raise ValueError(
+                f"states[{path!r}] has {len(values)} arrays, the layer has {len(variables)}"
+            )
+        for var, value in zip(variables, values):
+            if tuple(var.shape) != tuple(np.shape(value)):
+                raise ValueError(
+                    f"states[{path!r}] has shape {np.shape(value)}, the layer's state "
+                    f"has {tuple(var.shape)}"
+                )
+            var.assign(np.asarray(value, dtype=var.dtype))
+
+
+# --------------------------------------------------------------------------- descriptions
+
+
+def describe_layer(layer: Any) -> str:
+    """Short, human description: ``LSTM(32)``, ``Conv1D(8, k=3, padding='same')``."""
+    keras = keras_module()
+    name = type(layer).__name__
+    cfg: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        cfg = layer.get_config()
+    if isinstance(layer, keras.Model):
+        return f"{name} '{layer.name}'"
+    if "units" in cfg:
+        return f"{name}({cfg['units']})"
+    if "filters" in cfg:
+        k = cfg.get("kernel_size")
+        k = k[0] if isinstance(k, (list, tuple)) and len(k) == 1 else k
+        return f"{name}({cfg['filters']}, k={k}, padding={cfg.get('padding')!r})"
+    if isinstance(layer, (keras.layers.Bidirectional, keras.layers.TimeDistributed)):
+        return f"{name}({describe_layer(layer.layer if hasattr(layer, 'layer') else layer.forward_layer)})"
+    return name
+
+
+def describe_model(model: Any, limit: int = 6) -> str:
+    """``'seq' (LSTM(32) -> Dense(1))``; long models are cut after ``limit`` layers."""
+    keras = keras_module()
+    layers = [lyr for lyr in getattr(model, "layers", []) if not isinstance(lyr, keras.layers.InputLayer)]
+    parts = [describe_layer(lyr) for lyr in layers[:limit]]
+    if len(layers) > limit:
+        parts.append(f"... {len(layers) - limit} more")
+    return f"'{model.name}' ({' -> '.join(parts)})" if parts else f"'{model.name}'"
+
+
+# --------------------------------------------------------------------------- guards
+
+
+@contextlib.contextmanager
+def rng_guard() -> Iterator[None]:
+    """Restore Python's and numpy's global random state on exit.
+
+    Building a Keras layer draws seeds from Python's ``random``; users who
+    seeded their test must not see that.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+@contextlib.contextmanager
+def precision_guard() -> Iterator[None]:
+    """Full float32 matmul precision while checking; the previous settings restored after.
+
+    TensorFlow: TF32 off. JAX: default matmul precision "highest". torch: TF32
+    off for matmul and cuDNN. Only backends already imported are touched.
+    """
+    restore: list[Callable[[], None]] = []
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        exp = tf.config.experimental
+        was = exp.tensor_float_32_execution_enabled()
+        exp.enable_tensor_float_32_execution(False)
+        restore.append(lambda: exp.enable_tensor_float_32_execution(was))
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        old = jax.config.jax_default_matmul_precision
+        jax.config.update("jax_default_matmul_precision", "highest")
+        restore.append(lambda: jax.config.update("jax_default_matmul_precision", old))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        cuda_mm, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+        def _torch_back() -> None:
+            torch.backends.cuda.matmul.allow_tf32 = cuda_mm
+            torch.backends.cudnn.allow_tf32 = cudnn
+
+        restore.append(_torch_back)
+    try:
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
+# --------------------------------------------------------------------------- twins
+
+
+def _patch_config(cfg: Any, *, stateful: bool | None, dtype: str | None) -> Any:
+    """Copy of a (nested) layer config with ``stateful``/``dtype`` overridden everywhere."""
+    if isinstance(cfg, list):
+        return [_patch_config(c, stateful=stateful, dtype=dtype) for c in cfg]
+    if not isinstance(cfg, dict):
+        return cfg
+    out = {}
+    for key, value in cfg.items():
+        if key == "stateful" and stateful is not None and isinstance(value, bool):
+            out[key] = stateful
+        elif key == "dtype" and dtype is not None and value is not None:
+            out[key] = dtype
+        else:
+            out[key] = _patch_config(value, stateful=stateful, dtype=dtype)
+    return out
+
+
+def _input_specs(model: Any) -> list[Any]:
+    inputs = model.inputs
+    if not inputs:
+        raise TypeError(
+            f"model {model.name!r} has no defined inputs; build it with keras.Input(...) "
+            "(or call it once) before passing it to pytest-rnn"
+        )
+    return list(inputs)
+
+
+def clone(
+    model: Any,
+    *,
+    batch_size: int | None,
+    stateful: bool | None,
+    dtype: str | None = None,
+    free_time: bool = True,
+) -> Any:
+    """A copy of a Sequential/Functional ``model`` with the same weights.
+
+    ``stateful`` (if not None) is set on every RNN layer, nested ones too; the
+    inputs get ``batch_size`` and (``free_time``) an open time dimension;
+    ``dtype`` (if given) replaces every layer's dtype policy. Python's and
+    numpy's global random state are left as they were.
+    """
+    keras = keras_module()
+    if not is_graph_model(model):
+        raise TypeError(
+            f"model {model.name!r} is a subclassed {type(model).__name__}; pytest-rnn can "
+            "copy only Sequential and Functional models. Pass your own copy "
+            "(stateful_model=...) instead."
+        )
+
+    def clone_layer(layer: Any) -> Any:
+        if isinstance(layer, keras.Model):
+            # A nested model gets its own inputs, with the same static batch size.
+            return clone(
+                layer, batch_size=batch_size, stateful=stateful, dtype=dtype, free_time=free_time
+            )
+        cfg = _patch_config(layer.get_config(), stateful=stateful, dtype=dtype)
+        return layer.__class__.from_config(cfg)
+
+    inputs = []
+    for spec in _input_specs(model):
+        shape = tuple(spec.shape)
+        time = (None,) if free_time and len(shape) >= 2 else shape[1:2]
+        in_dtype = spec.dtype
+        if dtype is not None and "float" in str(in_dtype):
+            in_dtype = dtype
+        inputs.append(
+            keras.Input(batch_shape=(batch_size, *time, *shape[2:]), dtype=in_dtype, name=None)
+        )
+    with rng_guard():
+        twin = keras.models.clone_model(
+            model,
+            input_tensors=inputs if len(inputs) > 1 else inputs[0],
+            clone_function=clone_layer,
+        )
+    copy_weights(model, twin)
+    return twin
+
+
+def copy_weights(source: Any, target: Any) -> None:
+    """Assign ``source``'s weights to ``target`` (same architecture), casting dtypes."""
+    src, dst = source.weights, target.weights
+    if len(src) != len(dst):
+        raise ValueError(
+            f"cannot copy weights: {source.name!r} has {len(src)} variables, "
+            f"{target.name!r} has {len(dst)}"
+        )
+    for s, d in zip(src, dst):
+        if tuple(s.shape) != tuple(d.shape):
+            raise ValueError(
+                f"cannot copy weights: {s.path} has shape {tuple(s.shape)}, "
+                f"{d.path} has {tuple(d.shape)}"
+            )
+        d.assign(np.asarray(s.numpy(), dtype=d.dtype))
+
+
+def stateful_twin(model: Any, batch_size: int) -> Any:
+    """A stateful copy of ``model`` for streaming, with the same weights.
+
+    Every RNN layer (nested ones too) gets ``stateful=True``, the inputs a
+    static ``batch_size`` (Keras 3 requires it for stateful RNNs) and an open
+    time dimension, so the copy takes chunks of any length. ``model`` itself
+    is not changed, nor is the global random state.
+
+    Example:
+        >>> stream = pytest_rnn.stateful_twin(model, batch_size=1)
+        >>> for t in range(steps):
+        ...     y_t = stream(x[:1, t : t + 1])
+    """
+    check_model(model, "model")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return clone(model, batch_size=int(batch_size), stateful=True)
+
+
+# --------------------------------------------------------------------------- compiled calls
+
+# model -> {key: callable}. Weak keys: a cached caller must not keep a model alive,
+# so callers hold the model through a weak reference only.
+_CALLERS: weakref.WeakKeyDictionary[Any, dict[Any, Callable[..., Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+# Counts traces of compiled callers: benchmarks and tests read it.
+trace_count = 0
+
+
+def _tensor_spec(tf: Any, arr: Any, batch_size: int | None) -> Any:
+    shape = (batch_size, None, *np.shape(arr)[2:]) if np.ndim(arr) >= 2 else (batch_size,)
+    return tf.TensorSpec(shape, dtype=tf.as_dtype(np.asarray(arr).dtype))
+
+
+def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
+    """A compiled ``model(x, training=False)`` returning numpy outputs.
+
+    Cached per (model, input structure, batch size when ``fixed_batch``, dtype);
+    one trace serves every sequence length (the time dimension is left open).
+    """
+    keras = keras_module()
+    structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in _flat(x))
+    batch = int(np.shape(_flat(x)[0][1])[0]) if fixed_batch else None
+    key = (structure, batch)
+    per_model = _CALLERS.setdefault(model, {})
+    if key in per_model:
+        return per_model[key]
+    ref = weakref.ref(model)
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        spec = _map_structure(lambda a: _tensor_spec(tf, a, batch), x)
+        # Keras 3 TimeDistributed maps over the *batch* size when the time axis is
+        # unknown at trace time (it reads ops.shape before transposing), so models
+        # holding one are traced with static shapes: one trace per sequence length.
+        static = any(isinstance(lyr, keras.layers.TimeDistributed) for _, lyr in iter_layers(model))
+
+        def body(inputs: Any) -> Any:
+            global trace_count
+            trace_count += 1
+            m = ref()
+            assert m is not None, "model was garbage-collected while in use"
+            return m(inputs, training=False)
+
+        if static:
+            fn = tf.function(body)
+        else:
+            fn = tf.function(body, input_signature=[spec], reduce_retracing=True)
+
+        def call(inputs: Any) -> Any:
+            out = fn(_map_structure(lambda a: tf.convert_to_tensor(a), inputs))
+            return _map_structure(lambda t: np.asarray(t.numpy()), out)
+    else:  # pragma: no cover - other backends run eagerly until they get their own adapter
+
+        def call(inputs: Any) -> Any:
+            m = ref()
+            assert m is not None, "model was garbage-collected while in use"
+            out = m(inputs, training=False)
+            return _map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t)), out)
+
+    per_model[key] = call
+    return call
+
+
+def _flat(x: Any) -> list[tuple[str, Any]]:
+    from pytest_rnn._compare import flatten
+
+    return flatten(x)
+
+
+def _map_structure(fn: Callable[[Any], Any], tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _map_structure(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_map_structure(fn, v) for v in tree)
+    return fn(tree)
+
+
+def map_structure(fn: Callable[[Any], Any], tree: Any) -> Any:
+    """Apply ``fn`` to every leaf of nested lists, tuples and dicts."""
+    return _map_structure(fn, tree)
+
+
+# --------------------------------------------------------------------------- callback
+
+
+def _make_reset_callback() -> type:
+    keras = keras_module()
+
+    class ResetStatesCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+        """Reset every stateful RNN layer at the start of each epoch.
+
+        Keras 3 removed ``Model.reset_states``; pass this to ``fit`` to get the
+        classic "reset between epochs" loop in one ``fit(epochs=N)`` call.
+
+        Example:
+            >>> model.fit(x, y, epochs=10, shuffle=False,
+            ...           callbacks=[pytest_rnn.ResetStatesCallback()])
+        """
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            reset_states(self.model)
+
+    return ResetStatesCallback
+
+
+_reset_callback_class: type | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # ResetStatesCallback subclasses keras.callbacks.Callback, so it is built
+    # on first access: importing this module must not import Keras.
+    global _reset_callback_class
+    if name == "ResetStatesCallback":
+        if _reset_callback_class is None:
+            _reset_callback_class = _make_reset_callback()
+        return _reset_callback_class
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
