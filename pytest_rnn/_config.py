@@ -5,16 +5,24 @@ Kept free of heavy imports: the plugin imports this module at start-up.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import random
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Settings", "settings"]
+import numpy as np
+
+__all__ = ["Settings", "configure", "header", "seeded", "settings"]
 
 DEFAULT_SEED = 0
+HYPOTHESIS_PROFILE = "pytest-rnn"
 
 
 @dataclass
 class Settings:
-    """Values a pytest run sets once (``--rnn-rtol``, ``--rnn-atol``, ``--rnn-seed``...).
+    """Values a pytest run sets once (``--rnn-rtol``, ``--rnn-atol``, ``--rnn-seed``).
 
     ``rtol``/``atol`` of ``None`` mean "the default for the compared dtype";
     an assertion's own ``rtol=``/``atol=`` arguments always win.
@@ -23,7 +31,89 @@ class Settings:
     rtol: float | None = None
     atol: float | None = None
     seed: int = DEFAULT_SEED
-    report_dir: str | None = None
 
 
 settings = Settings()
+
+
+def _tolerance(name: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--rnn-{name} (ini rnn_{name}) must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"--rnn-{name} (ini rnn_{name}) must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def configure(*, seed: str | None, rtol: str | None, atol: str | None) -> None:
+    """Validate option/ini values and store them in :data:`settings`.
+
+    Raises:
+        ValueError: a value does not parse, or only one of rtol/atol is set.
+    """
+    r, a = _tolerance("rtol", rtol), _tolerance("atol", atol)
+    if (r is None) != (a is None):
+        raise ValueError("--rnn-rtol and --rnn-atol (ini rnn_rtol/rnn_atol) go together: set both or neither")
+    try:
+        s = DEFAULT_SEED if seed is None else int(seed)
+    except ValueError:
+        raise ValueError(f"--rnn-seed (ini rnn_seed) must be an integer, got {seed!r}") from None
+    settings.rtol, settings.atol, settings.seed = r, a, s
+
+
+def header() -> str:
+    """The line pytest prints in its report header."""
+    tol = (
+        f"rtol={settings.rtol:g}, atol={settings.atol:g}"
+        if settings.rtol is not None and settings.atol is not None
+        else "tolerances by dtype"
+    )
+    return f"pytest-rnn: seed={settings.seed} (--rnn-seed), {tol}"
+
+
+def load_hypothesis_profile() -> None:
+    """Load a Hypothesis profile fit for model tests: no deadline, no ``too_slow`` check.
+
+    The first call of an assertion traces TensorFlow functions (seconds), later
+    calls take milliseconds: Hypothesis would report that as a deadline
+    failure or a flaky timing. A profile the user loads later (conftest,
+    ``--hypothesis-profile``) wins.
+    """
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hyp_settings
+
+    hyp_settings.register_profile(
+        HYPOTHESIS_PROFILE,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    hyp_settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python, numpy and Keras with ``seed``; put Python's and numpy's state back after."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    keras = sys.modules.get("keras")
+    if keras is None:
+        with contextlib.suppress(ImportError):
+            import keras
+    if keras is not None:
+        keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def clear_keras_session() -> None:
+    """``keras.backend.clear_session()``; imports Keras."""
+    import keras
+
+    keras.backend.clear_session()
