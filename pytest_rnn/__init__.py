@@ -22,6 +22,7 @@ from pytest_rnn._keras import get_states as get_states
 from pytest_rnn._keras import reset_states as reset_states
 from pytest_rnn._keras import set_states as set_states
 from pytest_rnn._keras import stateful_twin as stateful_twin
+from pytest_rnn._stateful import assert_stateful_equals_batch as assert_stateful_equals_batch
 
 __version__ = "0.1.0"
 

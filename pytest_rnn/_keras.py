@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "ResetStatesCallback",
     "compiled",
     "copy_weights",
     "describe_layer",
@@ -187,11 +186,73 @@ def describe_layer(layer: Any) -> str:
 def describe_model(model: Any, limit: int = 6) -> str:
     """``'seq' (LSTM(32) -> Dense(1))``; long models are cut after ``limit`` layers."""
     keras = keras_module()
-    layers = [lyr for lyr in getattr(model, "layers", []) if not isinstance(lyr, keras.layers.InputLayer)]
+    layers = [
+        lyr for lyr in getattr(model, "layers", []) if not isinstance(lyr, keras.layers.InputLayer)
+    ]
     parts = [describe_layer(lyr) for lyr in layers[:limit]]
     if len(layers) > limit:
         parts.append(f"... {len(layers) - limit} more")
     return f"'{model.name}' ({' -> '.join(parts)})" if parts else f"'{model.name}'"
+
+
+def time_hazard(layer: Any, *, streaming: bool) -> str | None:
+    """Why ``layer`` makes an output depend on other steps than the past, or ``None``.
+
+    With ``streaming=True`` also layers that read only the past but need more
+    than the chunk in hand (causal convolution without a buffer, attention
+    without a cache) are named.
+    """
+    keras = keras_module()
+    L = keras.layers
+    if isinstance(layer, L.Bidirectional):
+        return "Bidirectional reads the sequence backwards too: every step depends on the whole sequence"
+    if isinstance(layer, L.RNN) and getattr(layer, "go_backwards", False):
+        return "go_backwards=True runs from the last step: every output depends on later steps"
+    if isinstance(layer, L.TimeDistributed):
+        return None
+    cfg: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        cfg = layer.get_config()
+    if isinstance(layer, L.Conv1D) or (type(layer).__name__.startswith("Conv1D")):
+        k = cfg.get("kernel_size", (1,))
+        d = cfg.get("dilation_rate", (1,))
+        k = k[0] if isinstance(k, (list, tuple)) else k
+        d = d[0] if isinstance(d, (list, tuple)) else d
+        reach = (int(k) - 1) * int(d)
+        padding = cfg.get("padding")
+        if reach == 0:
+            return None
+        if padding == "same":
+            return f"Conv1D padding='same' reads {reach // 2 + reach % 2} future step(s)"
+        if padding == "valid":
+            return f"Conv1D padding='valid' reads {reach} future step(s) and shortens the sequence"
+        if padding == "causal" and streaming:
+            return (
+                f"Conv1D padding='causal' needs the previous {reach} step(s), which a streamed "
+                "chunk does not carry (no streaming buffer)"
+            )
+        return None
+    name = type(layer).__name__
+    if name in ("MultiHeadAttention", "Attention", "AdditiveAttention", "GroupedQueryAttention"):
+        if streaming:
+            return f"{name} attends over its whole input; a streamed chunk sees only itself"
+        return f"{name} attends over every step unless called with use_causal_mask=True"
+    if isinstance(layer, L.LayerNormalization):
+        axis = cfg.get("axis", -1)
+        axes = axis if isinstance(axis, (list, tuple)) else [axis]
+        ndim = (
+            len(layer.input.shape)
+            if hasattr(layer, "_inbound_nodes") and layer._inbound_nodes
+            else 3
+        )
+        if any(a % ndim == 1 for a in axes):
+            return f"LayerNormalization(axis={axis}) normalises over the time axis: every step depends on the whole sequence"
+        return None
+    if name.startswith(("GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten")):
+        return f"{name} mixes every step of the sequence"
+    if name in ("MaxPooling1D", "AveragePooling1D"):
+        return f"{name} pools neighbouring steps together"
+    return None
 
 
 # --------------------------------------------------------------------------- guards
@@ -253,20 +314,25 @@ def precision_guard() -> Iterator[None]:
 # --------------------------------------------------------------------------- twins
 
 
-def _patch_config(cfg: Any, *, stateful: bool | None, dtype: str | None) -> Any:
-    """Copy of a (nested) layer config with ``stateful``/``dtype`` overridden everywhere."""
+def _patch_config(cfg: Any, **overrides: Any) -> Any:
+    """Copy of a (nested) layer config with the given keys overridden everywhere.
+
+    An override of ``None`` leaves that key alone; ``dtype`` is replaced only
+    where the config has one (layers, not their sub-configs that lack it).
+    """
     if isinstance(cfg, list):
-        return [_patch_config(c, stateful=stateful, dtype=dtype) for c in cfg]
+        return [_patch_config(c, **overrides) for c in cfg]
     if not isinstance(cfg, dict):
         return cfg
     out = {}
     for key, value in cfg.items():
-        if key == "stateful" and stateful is not None and isinstance(value, bool):
-            out[key] = stateful
-        elif key == "dtype" and dtype is not None and value is not None:
-            out[key] = dtype
+        new = overrides.get(key)
+        if (new is not None and key in ("stateful", "unroll") and isinstance(value, bool)) or (
+            new is not None and key == "dtype" and value is not None
+        ):
+            out[key] = new
         else:
-            out[key] = _patch_config(value, stateful=stateful, dtype=dtype)
+            out[key] = _patch_config(value, **overrides)
     return out
 
 
@@ -309,7 +375,10 @@ def clone(
             return clone(
                 layer, batch_size=batch_size, stateful=stateful, dtype=dtype, free_time=free_time
             )
-        cfg = _patch_config(layer.get_config(), stateful=stateful, dtype=dtype)
+        # An open time axis cannot be unrolled; unrolling does not change the math.
+        cfg = _patch_config(
+            layer.get_config(), stateful=stateful, dtype=dtype, unroll=False if free_time else None
+        )
         return layer.__class__.from_config(cfg)
 
     inputs = []
