@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -44,7 +43,9 @@ def _tolerance(name: str, text: str | None) -> float | None:
     except ValueError:
         raise ValueError(f"--rnn-{name} (ini rnn_{name}) must be a number, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"--rnn-{name} (ini rnn_{name}) must be a finite number >= 0, got {text!r}")
+        raise ValueError(
+            f"--rnn-{name} (ini rnn_{name}) must be a finite number >= 0, got {text!r}"
+        )
     return value
 
 
@@ -56,7 +57,9 @@ def configure(*, seed: str | None, rtol: str | None, atol: str | None) -> None:
     """
     r, a = _tolerance("rtol", rtol), _tolerance("atol", atol)
     if (r is None) != (a is None):
-        raise ValueError("--rnn-rtol and --rnn-atol (ini rnn_rtol/rnn_atol) go together: set both or neither")
+        raise ValueError(
+            "--rnn-rtol and --rnn-atol (ini rnn_rtol/rnn_atol) go together: set both or neither"
+        )
     try:
         s = DEFAULT_SEED if seed is None else int(seed)
     except ValueError:
@@ -99,11 +102,11 @@ def seeded(seed: int) -> Iterator[None]:
     py_state, np_state = random.getstate(), np.random.get_state()
     random.seed(seed)
     np.random.seed(seed)
-    keras = sys.modules.get("keras")
-    if keras is None:
-        with contextlib.suppress(ImportError):
-            import keras
-    if keras is not None:
+    try:
+        import keras
+    except ImportError:  # numpy and Python are seeded all the same
+        pass
+    else:
         keras.utils.set_random_seed(seed)
     try:
         yield

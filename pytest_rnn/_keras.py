@@ -531,7 +531,7 @@ def map_structure(fn: Callable[[Any], Any], tree: Any) -> Any:
 def _make_reset_callback() -> type:
     keras = keras_module()
 
-    class ResetStatesCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    class ResetStatesCallback(keras.callbacks.Callback):  # type: ignore[name-defined]
         """Reset every stateful RNN layer at the start of each epoch.
 
         Keras 3 removed ``Model.reset_states``; pass this to ``fit`` to get the

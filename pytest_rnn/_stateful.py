@@ -191,9 +191,9 @@ def _valid_steps(model: Any, inputs: _Inputs) -> np.ndarray | None:
     valid = None
     for layer in model.layers:
         if isinstance(layer, keras.layers.Masking):
-            make = lambda a, lyr=layer: np.any(a != lyr.mask_value, axis=-1)  # noqa: E731
+            value = layer.mask_value
         elif isinstance(layer, keras.layers.Embedding) and layer.mask_zero:
-            make = lambda a: a != 0  # noqa: E731
+            value = None
         else:
             continue
         try:
@@ -203,7 +203,8 @@ def _valid_steps(model: Any, inputs: _Inputs) -> np.ndarray | None:
         pos = next((n for n, t in enumerate(model_inputs) if t is source), None)
         if pos is None:
             continue
-        mask = make(leaves[pos])
+        leaf = leaves[pos]
+        mask = leaf != 0 if value is None else np.any(leaf != value, axis=-1)
         valid = mask if valid is None else valid & mask
     return valid
 
@@ -235,13 +236,21 @@ class _Run:
 def _stream(
     twin: Any, inputs: _Inputs, schedule: ChunkSchedule, sequence: list[bool], per_sample: bool
 ) -> _Run:
-    """Reset ``twin`` and feed it ``inputs`` chunk by chunk (one sample at a time if ``per_sample``)."""
+    """Reset ``twin`` and feed it ``inputs`` chunk by chunk (one sample at a time if ``per_sample``).
+
+    Where the backend allows, every chunk of a group is fed in one compiled call
+    (an in-graph loop over the chunks); otherwise one compiled call per chunk.
+    """
     groups = [slice(i, i + 1) for i in range(inputs.batch)] if per_sample else [slice(None)]
     per_group: list[list[np.ndarray]] = []
     for group in groups:
         part = _Inputs(inputs.samples(group), 1 if per_sample else inputs.batch, inputs.steps)
-        call = K.compiled(twin, part.x, fixed_batch=True)
+        whole = _graph_stream(twin, part.x, sequence)
         K.reset_states(twin)
+        if whole is not None:
+            per_group.append(whole(part.x, schedule))
+            continue
+        call = K.compiled(twin, part.x, fixed_batch=True)
         pieces: list[list[np.ndarray]] = [[] for _ in sequence]
         for start, end in schedule.bounds():
             out = [leaf for _, leaf in _compare.flatten(call(part.steps_slice(start, end)))]
@@ -252,13 +261,122 @@ def _stream(
             for p, seq in zip(pieces, sequence)
         ]
         per_group.append(per_group_out)
+    if len(per_group) == 1:
+        return _Run(per_group[0])
     return _Run([np.concatenate([g[n] for g in per_group], axis=0) for n in range(len(sequence))])
+
+
+# twin -> {(input structure, sequence flags): streamer}; weak keys, as in K.compiled.
+_GRAPH_STREAMS: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _graph_stream(
+    twin: Any, x: Any, sequence: list[bool]
+) -> Callable[[Any, ChunkSchedule], list[np.ndarray]] | None:
+    """A compiled whole streamed run: ``(x, schedule) -> flat outputs``, or ``None``.
+
+    One ``tf.function`` takes all of ``x`` and the chunk bounds and feeds the
+    chunks to ``twin`` in a ``tf.while_loop``: one call per run instead of one per
+    chunk, one trace per twin (the chunk bounds are tensors). ``None`` (feed
+    chunk by chunk) on other backends, for models holding ``TimeDistributed``
+    (Keras maps it over the batch when the time axis is unknown in a graph) and
+    for models whose inputs take a fixed number of steps.
+    """
+    keras = K.keras_module()
+    if keras.backend.backend() != "tensorflow" or not K.is_graph_model(twin):
+        return None
+    leaves = _compare.flatten(x)
+    structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in leaves)
+    key = (structure, tuple(sequence))
+    per_twin = _GRAPH_STREAMS.setdefault(twin, {})
+    if key in per_twin:
+        return per_twin[key]
+    if _fixed_steps(twin) is not None or any(
+        isinstance(lyr, keras.layers.TimeDistributed) for _, lyr in K.iter_layers(twin)
+    ):
+        per_twin[key] = None
+        return None
+
+    import tensorflow as tf
+
+    ref = weakref.ref(twin)
+    batch = int(np.shape(leaves[0][1])[0])
+    flags = list(sequence)
+
+    def spec(a: Any) -> Any:
+        arr = np.asarray(a)
+        return tf.TensorSpec((batch, None, *arr.shape[2:]), dtype=tf.as_dtype(arr.dtype))
+
+    def time_first(t: Any) -> Any:
+        return tf.transpose(t, [1, 0, *range(2, t.shape.rank)])
+
+    def body(xs: Any, starts: Any, ends: Any) -> list[Any]:
+        K.trace_count += 1
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+
+        def feed(i: Any) -> list[Any]:
+            chunk = K.map_structure(lambda a: a[:, starts[i] : ends[i]], xs)
+            return [leaf for _, leaf in _compare.flatten(m(chunk, training=False))]
+
+        # The first chunk outside the loop gives the outputs' dtypes and shapes.
+        first = feed(0)
+        arrays = [
+            tf.TensorArray(
+                o.dtype,
+                size=tf.shape(starts)[0],
+                infer_shape=not seq,
+                element_shape=(
+                    tf.TensorShape([None, *o.shape[:1], *o.shape[2:]]) if seq else o.shape
+                ),
+            )
+            for o, seq in zip(first, flags)
+        ]
+        arrays = [
+            ta.write(0, time_first(o) if seq else o) for ta, o, seq in zip(arrays, first, flags)
+        ]
+
+        def step(i: Any, tas: list[Any]) -> tuple[Any, list[Any]]:
+            out = feed(i)
+            return i + 1, [
+                ta.write(i, time_first(o) if seq else o) for ta, o, seq in zip(tas, out, flags)
+            ]
+
+        _, arrays = tf.while_loop(
+            lambda i, _: i < tf.shape(starts)[0], step, (tf.constant(1), arrays)
+        )
+        # Sequence outputs: chunks joined along time; last-step outputs: (batch, chunks, ...).
+        return [
+            time_first(ta.concat()) if seq else time_first(ta.stack())
+            for ta, seq in zip(arrays, flags)
+        ]
+
+    bounds = tf.TensorSpec((None,), tf.int32)
+    fn = tf.function(body, input_signature=[K.map_structure(spec, x), bounds, bounds])
+
+    def run(xs: Any, schedule: ChunkSchedule) -> list[np.ndarray]:
+        ends = np.asarray(schedule.ends, np.int32)
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int32)
+        tensors = K.map_structure(tf.convert_to_tensor, xs)
+        return [np.asarray(t.numpy()) for t in fn(tensors, starts, ends)]
+
+    per_twin[key] = run
+    return run
 
 
 def _reference(
     model: Any, inputs: _Inputs, schedule: ChunkSchedule, sequence: list[bool]
 ) -> list[np.ndarray]:
     """The model on the whole of x (sequence outputs) and on every chunk-end prefix (last-step outputs)."""
+    if sequence == [False] and len(schedule.ends) > 1:
+        every_step = _every_step_model(model)
+        if every_step is not None:
+            # The last RNN's output at step t-1 of the whole sequence is its last
+            # output on x[:, :t] (it reads the past only, and so do the layers
+            # before it); the layers after it act on each step alone.
+            call = K.compiled(every_step, inputs.x, fixed_batch=False)
+            (out,) = [leaf for _, leaf in _compare.flatten(call(inputs.x))]
+            return [out[:, np.asarray(schedule.ends) - 1]]
     call = K.compiled(model, inputs.x, fixed_batch=False)
     full = [leaf for _, leaf in _compare.flatten(call(inputs.x))]
     if all(sequence):
@@ -273,6 +391,79 @@ def _reference(
         for n, leaf in enumerate(out):
             prefixes[n].append(leaf)
     return [f if seq else np.stack(p, axis=1) for f, p, seq in zip(full, prefixes, sequence)]
+
+
+# reference -> its every-step copy (or None where there is none); weak keys.
+_EVERY_STEP: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+# Layers that act on each step alone (training=False): their output at step t
+# reads only the input at step t.
+_PER_STEP = (
+    "Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Dropout", "AlphaDropout",
+    "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Identity",
+    "BatchNormalization", "LayerNormalization",
+)  # fmt: skip
+
+
+def _every_step_model(model: Any) -> Any:
+    """A stateless copy of a last-step Sequential whose last RNN returns every step, or ``None``.
+
+    Only where that copy's output at step ``t - 1`` is the model's output on
+    ``x[:, :t]``: every top-level layer is a forward, stateless RNN or acts
+    on each step alone (``_PER_STEP``, normalising the feature axis only), no
+    layer masks, and the last layer that changes the output's rank is that RNN.
+    """
+    if model in _EVERY_STEP:
+        copy = _EVERY_STEP[model]
+        if copy is not None:
+            K.copy_weights(model, copy)  # the model may have been trained since
+        return copy
+    copy = None
+    keras = K.keras_module()
+    if isinstance(model, keras.Sequential):
+        layers = list(model.layers)
+        rnns = [n for n, lyr in enumerate(layers) if isinstance(lyr, keras.layers.RNN)]
+        ok = bool(rnns) and all(
+            _reads_past_only(lyr, keras, last=(n == rnns[-1]))
+            if isinstance(lyr, keras.layers.RNN)
+            else _acts_per_step(lyr)
+            for n, lyr in enumerate(layers)
+        )
+        if ok:
+            last = layers[rnns[-1]]
+
+            def clone_layer(layer: Any) -> Any:
+                cfg = layer.get_config()
+                if layer is last:
+                    cfg = {**cfg, "return_sequences": True}
+                return layer.__class__.from_config(cfg)
+
+            try:
+                with K.rng_guard():
+                    copy = keras.models.clone_model(model, clone_function=clone_layer)
+                K.copy_weights(model, copy)
+            except Exception:  # best effort: the prefix calls are always right
+                copy = None
+    _EVERY_STEP[model] = copy
+    return copy
+
+
+def _reads_past_only(layer: Any, keras: Any, *, last: bool) -> bool:
+    cfg = layer.get_config()
+    return (
+        type(layer) in (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
+        and not cfg.get("go_backwards")
+        and not cfg.get("stateful")
+        and not cfg.get("return_state")
+        and bool(cfg.get("return_sequences")) != last
+    )
+
+
+def _acts_per_step(layer: Any) -> bool:
+    if type(layer).__name__ not in _PER_STEP:
+        return False
+    axis = layer.get_config().get("axis", -1)
+    return axis in (-1, [-1], (-1,))
 
 
 def _sequence_flags(reference: Any, inputs: _Inputs) -> list[bool]:
@@ -770,7 +961,7 @@ def _first_differing_layer(
             K.reset_states(stream)
             pieces: list[list[np.ndarray]] = [[] for _ in stream_layers]
             for start, end in schedule.bounds():
-                chunk = K.map_structure(lambda a, g=group, s=start, e=end: a[g, s:e], inputs.x)
+                chunk = _Inputs(inputs.samples(group), inputs.batch, inputs.steps).steps_slice(start, end)
                 for n, out in enumerate(stream_probe(chunk, training=False)):
                     pieces[n].append(np.asarray(out))
             per_group.append(pieces)
