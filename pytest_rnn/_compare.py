@@ -287,5 +287,7 @@ def format_mismatch(
                 f"{format_value(act):>12}  {format_value(exp):>12}  {format_value(abs(act - exp)):>10}"
             )
         if m.mismatched > len(m.rows):
-            lines.append(f"{indent}(first {len(m.rows)} of {m.mismatched} mismatches, in step order)")
+            lines.append(
+                f"{indent}(first {len(m.rows)} of {m.mismatched} mismatches, in step order)"
+            )
     return lines
