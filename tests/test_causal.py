@@ -1,0 +1,678 @@
+"""Causality assertions on real functions and small Keras models: the bug caught, the fix passing."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from pytest_rnn import RNNAssertionError
+from pytest_rnn import _causal as C
+from pytest_rnn._causal import (
+    DependenceMap,
+    assert_labels_causal,
+    assert_model_causal,
+    assert_windows_causal,
+    dependence_map,
+)
+
+FEATURES = 20  # small seed 001: 0/1 features, label "sum > 10"
+THRESHOLD = 10
+
+
+# --------------------------------------------------------------------------- data and models
+
+
+def binary_x(samples: int = 32, steps: int = 2, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2, size=(samples, steps, FEATURES)).astype("float32") - 0.5
+
+
+def labels_from_last_step(x: np.ndarray) -> np.ndarray:
+    """Seed 001's loop: y[i, :, :] is overwritten at every step, so the last step wins."""
+    y = np.zeros((x.shape[0], x.shape[1], 2))
+    for i in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            if np.sum(x[i, t] + 0.5) > THRESHOLD:
+                y[i, :, :] = [0, 1]
+            else:
+                y[i, :, :] = [1, 0]
+    return y
+
+
+def labels_per_step(x: np.ndarray) -> np.ndarray:
+    """The fix: the label of step t from step t alone."""
+    up = (x + 0.5).sum(axis=-1) > THRESHOLD
+    return np.stack([~up, up], axis=-1).astype("float32")
+
+
+def cumsum_labels(x: np.ndarray) -> np.ndarray:
+    return np.cumsum(x, axis=1)
+
+
+def seq(*body: Any, features: int = 3, steps: int | None = None, name: str = "m") -> keras.Model:
+    return keras.Sequential([keras.Input((steps, features)), *body], name=name)
+
+
+def time_distributed(features: int = FEATURES) -> keras.Model:
+    """Seed 001's model, small."""
+    return seq(
+        layers.TimeDistributed(layers.Dense(4)),
+        layers.TimeDistributed(layers.Dense(2)),
+        layers.Activation("softmax"),
+        features=features,
+        name="td",
+    )
+
+
+@pytest.fixture
+def x(rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(size=(4, 8, 3)).astype("float32")
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def test_seed001_labels_fail_without_model() -> None:
+    with pytest.raises(RNNAssertionError) as info:
+        assert_labels_causal(labels_from_last_step, binary_x())
+    msg = str(info.value)
+    assert "label at step 0 depends on input step 1 (" in msg
+    assert re.search(r"\((3[0-2])/32 samples, 8 trials\)", msg)
+    assert "horizon=0" in msg
+    assert "set from one step" in msg  # the pattern is named
+    assert "label \\ input" in msg  # the grid, for a short sequence
+    assert "label at step 1 depends" not in msg  # step 1 using step 1 is fine
+
+
+def test_seed001_labels_fail_with_its_time_distributed_model() -> None:
+    with pytest.raises(RNNAssertionError) as info:
+        assert_labels_causal(labels_from_last_step, binary_x(), model=time_distributed())
+    msg = str(info.value)
+    assert "label at step 0 depends on input step 1" in msg
+    assert "the model's output at step 0 depends only on step 0" in msg
+    assert "'td'" in msg
+
+
+def test_per_step_labels_pass_with_and_without_the_model() -> None:
+    assert_labels_causal(labels_per_step, binary_x())
+    assert_labels_causal(labels_per_step, binary_x(steps=3), model=time_distributed())
+
+
+def test_cumsum_labels_fail_with_time_distributed_pass_with_lstm(x: np.ndarray) -> None:
+    with pytest.raises(RNNAssertionError) as info:
+        assert_labels_causal(cumsum_labels, x, model=time_distributed(3))
+    msg = str(info.value)
+    assert "label at step 3 depends on input steps 0-2 (4/4 samples, 8 trials)" in msg
+    assert "the model's output at step 3 depends only on step 3" in msg
+    assert "earlier steps the model cannot see" in msg
+    assert_labels_causal(cumsum_labels, x, model=seq(layers.LSTM(4, return_sequences=True)))
+
+
+def test_long_memory_is_seen_through_gradients(rng: np.random.Generator) -> None:
+    # 48 steps: a fresh LSTM's memory of step 0 fades below any tolerance long
+    # before step 47, so perturbation alone would call it invisible.
+    x = rng.normal(size=(2, 48, 3)).astype("float32")
+    lstm = seq(layers.LSTM(4, return_sequences=True))
+    assert_labels_causal(cumsum_labels, x, model=lstm, trials=1)
+    m = dependence_map(lstm, x, trials=1)
+    assert m.method == "perturbation + gradient"
+    assert m.inputs_of(47) == list(range(48))
+
+
+def test_forecast_needs_its_horizon(x: np.ndarray) -> None:
+    def next_step(x: np.ndarray) -> np.ndarray:
+        return x[:, 1:].sum(-1).repeat(2, axis=0).reshape(2 * len(x), -1)[: len(x)]
+
+    def ahead(k: int) -> Any:
+        def labels(x: np.ndarray) -> np.ndarray:
+            y = np.zeros(x.shape[:2])
+            y[:, :-k] = x[:, k:, 0]
+            return y
+
+        return labels
+
+    assert_labels_causal(ahead(1), x, horizon=1)
+    with pytest.raises(RNNAssertionError, match=r"label at step 0 depends on input step 1 "):
+        assert_labels_causal(ahead(1), x)
+    with pytest.raises(RNNAssertionError) as info:
+        assert_labels_causal(ahead(2), x, horizon=1)
+    assert "label at step 0 depends on input step 2" in str(info.value)
+    assert "horizon=2" in str(info.value)
+    # With a model, the declared forecast window is exempt.
+    assert_labels_causal(ahead(1), x, horizon=1, model=time_distributed(3))
+
+
+def test_model_that_sees_the_future_may_have_future_labels(x: np.ndarray) -> None:
+    def centred(x: np.ndarray) -> np.ndarray:
+        return x + np.roll(x, -1, axis=1)
+
+    bi = seq(layers.Bidirectional(layers.LSTM(3, return_sequences=True)))
+    assert_labels_causal(centred, x, model=bi)
+    with pytest.raises(RNNAssertionError, match="later steps the model cannot see"):
+        assert_labels_causal(centred, x, model=seq(layers.LSTM(3, return_sequences=True)))
+
+
+def test_long_sequences_cut_the_report(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(3, 30, 2)).astype("float32")
+
+    def last(x: np.ndarray) -> np.ndarray:
+        return np.repeat(x[:, -1:, 0], x.shape[1], axis=1)
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_labels_causal(last, x, trials=2)
+    msg = str(info.value)
+    assert "label at step 0 depends on input step 29 (3/3 samples, 2 trials)" in msg
+    assert "... and 19 more label steps (29 in all)" in msg
+    assert "label \\ input" not in msg  # no grid for 30 steps
+    assert len(msg.splitlines()) < 20
+
+
+def test_labels_that_mix_samples_fall_back_to_one_call_per_copy(x: np.ndarray) -> None:
+    calls = []
+
+    def batch_normalised(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return (x - x.mean(axis=0)) / (x.std(axis=0) + 1.0)  # per step, across samples
+
+    assert_labels_causal(batch_normalised, x, trials=2)
+    assert max(calls) > len(x) and calls[-1] == len(x)  # tried stacked, then per copy
+
+    def future_mixed(x: np.ndarray) -> np.ndarray:
+        return batch_normalised(np.roll(x, -1, axis=1))
+
+    with pytest.raises(RNNAssertionError, match="label at step 0 depends on input step 1"):
+        assert_labels_causal(future_mixed, x, trials=2)
+
+
+def test_multi_input_labels_and_model(rng: np.random.Generator) -> None:
+    a = rng.normal(size=(4, 5, 2)).astype("float32")
+    b = rng.normal(size=(4, 5, 3)).astype("float32")
+    ia, ib = keras.Input((None, 2), name="a"), keras.Input((None, 3), name="b")
+    h = layers.Concatenate()([ia, ib])
+    model = keras.Model({"a": ia, "b": ib}, layers.GRU(3, return_sequences=True)(h))
+
+    def labels(xs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.cumsum(xs["a"][..., 0] + xs["b"][..., 1], axis=1)
+
+    assert_labels_causal(labels, {"a": a, "b": b}, model=model, trials=2)
+
+    def peek(xs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.roll(xs["b"][..., 0], -1, axis=1)
+
+    with pytest.raises(RNNAssertionError, match="label at step 0 depends on input step 1"):
+        assert_labels_causal(peek, {"a": a, "b": b}, model=model, trials=2)
+
+
+def test_integer_and_boolean_labels(rng: np.random.Generator) -> None:
+    tokens = rng.integers(0, 5, size=(6, 4))
+
+    def is_repeat(x: np.ndarray) -> np.ndarray:
+        out = np.zeros(x.shape, dtype=bool)
+        out[:, 1:] = x[:, 1:] == x[:, :-1]
+        return out
+
+    assert_labels_causal(is_repeat, tokens)
+    with pytest.raises(RNNAssertionError):
+        assert_labels_causal(lambda x: is_repeat(x[:, ::-1])[:, ::-1], tokens)
+
+
+# --------------------------------------------------------------------------- the map
+
+
+def test_dependence_map_counts_and_grid(x: np.ndarray) -> None:
+    m = dependence_map(cumsum_labels, x, trials=2)
+    assert isinstance(m, DependenceMap)
+    assert m.counts.shape == (8, 8) and m.samples == 4 and m.trials == 2 and m.of == "label"
+    assert (m.depends == np.tril(np.ones((8, 8), dtype=bool))).all()
+    assert m.inputs_of(3) == [0, 1, 2, 3]
+    text = str(m)
+    assert "label step x input step" in text and "#" in text and "." in text
+    assert len(text.splitlines()) == 8 + 3
+
+
+def test_dependence_map_is_deterministic_and_leaves_global_rng(x: np.ndarray) -> None:
+    random.seed(3)
+    np.random.seed(3)
+    before = random.getstate(), np.random.get_state()[1].copy()
+    a = dependence_map(labels_from_last_step, binary_x(steps=3), trials=3, seed=5)
+    b = dependence_map(labels_from_last_step, binary_x(steps=3), trials=3, seed=5)
+    assert (a.counts == b.counts).all()
+    assert random.getstate() == before[0]
+    assert (np.random.get_state()[1] == before[1]).all()
+
+
+def test_dependence_map_str_is_capped(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(2, 40, 1))
+    text = str(dependence_map(cumsum_labels, x, trials=1))
+    assert "(first 24 of 40 steps shown)" in text
+    assert max(len(line) for line in text.splitlines()) < 140
+
+
+def test_dependence_map_of_a_model(x: np.ndarray) -> None:
+    m = dependence_map(seq(layers.Conv1D(2, 3, padding="causal")), x, trials=1)
+    assert m.of == "output"
+    assert m.inputs_of(5) == [3, 4, 5]
+
+
+# --------------------------------------------------------------------------- models
+
+
+LEAKS = [
+    (lambda: [layers.Conv1D(4, 3, padding="same")], "conv1d", "padding='same' reads 1 future step"),
+    (
+        lambda: [layers.Conv1D(4, 3, padding="valid"), layers.ZeroPadding1D((0, 2))],
+        "conv1d",
+        "padding='valid'",
+    ),
+    (
+        lambda: [layers.Bidirectional(layers.GRU(3, return_sequences=True)), layers.Dense(2)],
+        "bidirectional",
+        "backward RNN",
+    ),
+    (
+        lambda: [layers.LSTM(3, return_sequences=True, go_backwards=True)],
+        "lstm",
+        "go_backwards=True",
+    ),
+    (
+        lambda: [layers.Dense(4), layers.LayerNormalization(axis=(1, 2)), layers.Dense(1)],
+        "layer_normalization",
+        "over the time axis",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "layer", "why"), LEAKS)
+def test_leaking_layers_are_named(body: Any, layer: str, why: str, x: np.ndarray) -> None:
+    keras.config.disable_interactive_logging()
+    model = seq(*body(), steps=8)
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(model, x)
+    msg = str(info.value)
+    assert "reads the future" in msg
+    assert re.search(rf"first layer whose output leaks: '{layer}(_\d+)?'", msg), msg
+    assert why in msg
+    assert "output at step" in msg and "(4/4 samples" in msg
+    assert "output \\ input" in msg  # grid for 8 steps
+
+
+def test_valid_conv_shortening_the_output_is_compared_step_by_step(x: np.ndarray) -> None:
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(seq(layers.Conv1D(2, 3, padding="valid")), x)
+    msg = str(info.value)
+    assert "the output has 6 steps for 8 input steps" in msg
+    assert "it reads up to 2 steps ahead" in msg
+    assert "padding='valid'" in msg
+
+
+def attention_model(causal: bool) -> keras.Model:
+    inp = keras.Input((None, 3))
+    h = layers.Dense(4)(inp)
+    a = layers.MultiHeadAttention(2, 4, name="mha")(h, h, use_causal_mask=causal)
+    return keras.Model(inp, layers.Dense(1)(a), name="attn")
+
+
+def test_attention_without_causal_mask_leaks_with_mask_passes(x: np.ndarray) -> None:
+    with pytest.raises(RNNAssertionError, match=r"'mha' .*without use_causal_mask=True"):
+        assert_model_causal(attention_model(False), x)
+    assert_model_causal(attention_model(True), x)
+
+
+CAUSAL = [
+    lambda: [layers.Conv1D(4, 3, padding="causal", dilation_rate=2)],
+    lambda: [layers.LSTM(4, return_sequences=True), layers.Dense(1)],
+    lambda: [layers.GRU(4, return_sequences=True), layers.GRU(2, return_sequences=True)],
+    lambda: [layers.TimeDistributed(layers.Dense(4)), layers.Activation("softmax")],
+    lambda: [layers.LayerNormalization(axis=-1), layers.Dense(2)],
+]
+
+
+@pytest.mark.parametrize("body", CAUSAL)
+def test_causal_models_pass(body: Any, x: np.ndarray) -> None:
+    assert_model_causal(seq(*body()), x)
+
+
+def test_first_leak_of_a_branching_model_and_other_suspects(x: np.ndarray) -> None:
+    inp = keras.Input((None, 3))
+    left = layers.Conv1D(2, 2, padding="same", name="peek")(inp)
+    right = layers.LSTM(2, return_sequences=True, name="past")(inp)
+    h = layers.Concatenate()([left, right])
+    out = layers.Bidirectional(layers.LSTM(2, return_sequences=True), name="both")(h)
+    model = keras.Model(inp, out, name="branchy")
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(model, x)
+    msg = str(info.value)
+    assert "first layer whose output leaks: 'peek'" in msg
+    assert "other layers that read later steps by their configuration: 'both'" in msg
+    assert "'past'" not in msg
+
+
+def test_nested_model_is_named(x: np.ndarray) -> None:
+    inner = seq(layers.Conv1D(3, 3, padding="same", name="inner_conv"), name="inner")
+    model = seq(inner, layers.Dense(1), name="outer")
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(model, x)
+    msg = str(info.value)
+    assert "first layer whose output leaks: 'inner'" in msg
+    assert "inner_conv" in msg
+
+
+def _stateful(go_backwards: bool = False) -> keras.Model:
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(4, None, 3)),
+            layers.LSTM(3, stateful=True, return_sequences=True, go_backwards=go_backwards),
+        ]
+    )
+    return model
+
+
+def _states(model: keras.Model) -> list[np.ndarray]:
+    return [np.asarray(s.numpy()) for s in model.layers[0].states]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_stateful_model_is_measured_on_a_copy_and_left_alone(
+    go_backwards: bool, x: np.ndarray
+) -> None:
+    model = _stateful(go_backwards)
+    model(x)  # the states now hold something
+    weights = [w.copy() for w in model.get_weights()]
+    states = _states(model)
+    random.seed(1)
+    np.random.seed(1)
+    py, npy = random.getstate(), np.random.get_state()[1].copy()
+    if go_backwards:
+        with pytest.raises(RNNAssertionError, match="go_backwards"):
+            assert_model_causal(model, x)
+    else:
+        assert_model_causal(model, x)
+        assert_labels_causal(cumsum_labels, x, model=model, trials=1)
+    for a, b in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(_states(model), states):
+        np.testing.assert_array_equal(a, b)
+    assert random.getstate() == py
+    assert (np.random.get_state()[1] == npy).all()
+
+
+def test_weights_and_global_rng_unchanged_on_failure(x: np.ndarray) -> None:
+    model = seq(layers.Conv1D(2, 3, padding="same"), layers.Dense(1))
+    weights = [w.copy() for w in model.get_weights()]
+    random.seed(2)
+    np.random.seed(2)
+    py, npy = random.getstate(), np.random.get_state()[1].copy()
+    with pytest.raises(RNNAssertionError):
+        assert_model_causal(model, x)
+    with pytest.raises(RNNAssertionError):
+        assert_labels_causal(lambda x: np.roll(x, -1, 1), x, model=model)
+    for a, b in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    assert random.getstate() == py
+    assert (np.random.get_state()[1] == npy).all()
+
+
+def test_multi_input_model_dict(rng: np.random.Generator) -> None:
+    ia, ib = keras.Input((None, 2), name="a"), keras.Input((None, 1), name="b")
+    h = layers.Concatenate()([ia, layers.Conv1D(2, 3, padding="same", name="look")(ib)])
+    model = keras.Model({"a": ia, "b": ib}, layers.Dense(1)(h))
+    xs = {"a": rng.normal(size=(3, 6, 2)), "b": rng.normal(size=(3, 6, 1))}
+    with pytest.raises(RNNAssertionError, match="first layer whose output leaks: 'look'"):
+        assert_model_causal(model, xs)
+
+
+def test_token_model(rng: np.random.Generator) -> None:
+    tokens = rng.integers(0, 10, size=(4, 7))
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            layers.Embedding(10, 3),
+            layers.GRU(2, return_sequences=True),
+        ]
+    )
+    assert_model_causal(model, tokens)
+    assert_labels_causal(cumsum_labels, tokens, model=model, trials=2)
+
+
+def test_one_step_has_no_future(rng: np.random.Generator) -> None:
+    bi = seq(layers.Bidirectional(layers.LSTM(2, return_sequences=True)))
+    assert_model_causal(bi, rng.normal(size=(2, 1, 3)))
+
+
+def test_model_rounding_noise_is_not_a_leak(rng: np.random.Generator) -> None:
+    # Large stacked batches may round differently: the dtype tolerance absorbs it.
+    model = seq(layers.GRU(8, return_sequences=True), layers.Dense(3), features=5)
+    assert_model_causal(model, rng.normal(size=(16, 20, 5)).astype("float32"), trials=2)
+
+
+def test_model_message_builder_on_arrays() -> None:
+    leak = np.zeros((3, 2, 4), dtype=bool)  # starts 1..3, 2 samples, 4 steps
+    leak[0, :, 0] = True  # output 0 changed when steps 1.. changed
+    leak[1, 0, 1] = True  # output 1 (sample 0) changed when steps 2.. changed
+    change = np.where(leak, 0.5, 0.0)
+    change[1, 0, 1] = 0.75
+    msg = C._model_message(
+        seq(layers.Dense(1)),
+        4,
+        C._Batch(None, [np.zeros((2, 4, 1))], 2, 4),
+        1,
+        C._Leak(leak, change),
+        C._compare.Tolerance(1e-6, 1e-5),
+        ["  first layer whose output leaks: 'x' (X): why"],
+        [],
+    )
+    assert "output at steps 0-1 of 4 changes when later steps change (1-2/2 samples each)" in msg
+    assert "it reads up to 1 step ahead" in msg
+    assert "greatest change: 0.75 at output step 1, sample 0, when steps 2.. changed" in msg
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def windows(series: np.ndarray, window: int = 5, offset: int = 0, horizon: int = 1) -> Any:
+    n = len(series) - window - max(offset, 0) - horizon + 1
+    xs = np.stack([series[i : i + window] for i in range(n)])
+    ys = np.stack([series[i + window + offset : i + window + offset + horizon] for i in range(n)])
+    return xs, ys
+
+
+@pytest.fixture
+def series(rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(size=(30, 2))
+
+
+def test_correct_windows_pass(series: np.ndarray) -> None:
+    assert_windows_causal(windows, series)
+    assert_windows_causal(lambda s: windows(s, horizon=3), series)
+    assert_windows_causal(lambda s: windows(s, offset=2), series)  # a gap is fine
+
+
+def test_off_by_one_window_is_caught(series: np.ndarray) -> None:
+    def off_by_one(s: np.ndarray) -> Any:
+        xs, _ = windows(s)
+        return xs, s[4 : 4 + len(xs)]  # the last input step
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_windows_causal(off_by_one, series, trials=2)
+    msg = str(info.value)
+    assert "25/25 windows" in msg
+    assert "window 0: inputs read positions 0-4; target reads position 4, the last input" in msg
+    assert "off-by-one" in msg
+    assert "(first 5 of 25 leaking windows)" in msg
+
+
+def test_target_inside_window_is_caught(series: np.ndarray) -> None:
+    with pytest.raises(RNNAssertionError, match="inside the input window"):
+        assert_windows_causal(lambda s: windows(s, offset=-3), series, trials=2)
+
+
+def test_inputs_past_the_target_are_caught(series: np.ndarray) -> None:
+    def centred(s: np.ndarray) -> Any:
+        smooth = (s + np.roll(s, -2, axis=0)) / 2  # a feature with future values
+        xs, ys = windows(s, horizon=3)
+        xsm, _ = windows(smooth, horizon=3)
+        return [xs, xsm], ys
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_windows_causal(centred, series, trials=2)
+    assert "the inputs reach 2 positions into it" in str(info.value)
+    assert "run past the start of the target" in str(info.value)
+
+
+def test_anchored_targets_need_anchor_steps(series: np.ndarray) -> None:
+    def change(s: np.ndarray) -> Any:
+        xs, ys = windows(s)
+        return xs, ys[:, 0] - xs[:, -1]
+
+    with pytest.raises(RNNAssertionError, match="anchor_steps=1"):
+        assert_windows_causal(change, series, trials=2)
+    assert_windows_causal(change, series, trials=2, anchor_steps=1)
+
+    def last_only(s: np.ndarray) -> Any:
+        xs, _ = windows(s)
+        return xs, xs[:, -1] * 2
+
+    with pytest.raises(RNNAssertionError, match="the last input position"):
+        assert_windows_causal(last_only, series, trials=2, anchor_steps=1)
+
+
+def test_thresholded_targets_are_found(rng: np.random.Generator) -> None:
+    s = rng.normal(size=40)
+
+    def up_tomorrow(s: np.ndarray) -> Any:
+        xs, ys = windows(s)
+        return xs, ys[:, 0] > xs[:, -1]
+
+    assert_windows_causal(up_tomorrow, s, anchor_steps=1)
+
+    def up_today(s: np.ndarray) -> Any:
+        xs, _ = windows(s)
+        return xs, xs[:, -1] > xs[:, -2]
+
+    with pytest.raises(RNNAssertionError, match="inside the input window"):
+        assert_windows_causal(up_today, s)
+
+
+# --------------------------------------------------------------------------- bad calls
+
+
+def _x() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=(2, 3, 1))
+
+
+BAD_CALLS = [
+    (lambda: assert_labels_causal(np.zeros((2, 3)), _x()), TypeError, r"make_labels.*function"),
+    (lambda: assert_labels_causal(labels_per_step, _x(), model="m"), TypeError, "model"),
+    (lambda: assert_labels_causal(lambda x: x[:1], _x()), ValueError, r"make_labels.*batch"),
+    (lambda: assert_labels_causal(lambda x: x[:, :2], _x()), ValueError, r"make_labels.*steps"),
+    (lambda: assert_labels_causal(lambda x: x.sum(1), _x()), ValueError, r"make_labels.*steps"),
+    (lambda: assert_labels_causal(cumsum_labels, _x(), horizon=-1), ValueError, "horizon"),
+    (lambda: assert_labels_causal(cumsum_labels, _x(), horizon=True), TypeError, "horizon"),
+    (lambda: assert_labels_causal(cumsum_labels, _x(), trials=0), ValueError, "trials"),
+    (lambda: assert_labels_causal(cumsum_labels, _x(), seed=-1), ValueError, "seed"),
+    (lambda: assert_labels_causal(cumsum_labels, _x(), rtol=1e-3), ValueError, "atol"),
+    (lambda: assert_labels_causal(cumsum_labels, np.zeros((2, 0, 1))), ValueError, "x has zero"),
+    (lambda: assert_labels_causal(cumsum_labels, np.zeros((2, 3))), ValueError, r"x has the same"),
+    (lambda: assert_labels_causal(cumsum_labels, np.ones(3)), ValueError, r"x must be"),
+    (
+        lambda: assert_labels_causal(cumsum_labels, np.array([[[0.0], [np.nan]]])),
+        ValueError,
+        r"x contains NaN",
+    ),
+    (
+        lambda: assert_labels_causal(
+            lambda x: x + np.random.default_rng().normal(size=x.shape), _x()
+        ),
+        ValueError,
+        r"make_labels.*deterministic",
+    ),
+    (lambda: assert_model_causal(object(), _x()), TypeError, "model"),
+    (
+        lambda: assert_model_causal(seq(layers.LSTM(2), features=1), _x()),
+        ValueError,
+        r"model .*per-step outputs",
+    ),
+    (lambda: assert_model_causal(seq(layers.Dense(1), features=1), "x"), ValueError, "x"),
+    (
+        lambda: assert_model_causal(seq(layers.Dense(1), features=1), [_x(), _x()[:, :2]]),
+        ValueError,
+        "share batch and steps",
+    ),
+    (
+        lambda: assert_labels_causal(
+            cumsum_labels, _x(), model=seq(layers.Conv1D(1, 2, padding="valid"), features=1)
+        ),
+        ValueError,
+        "model",
+    ),
+    (lambda: dependence_map(cumsum_labels, _x(), trials=1.5), TypeError, "trials"),
+    (lambda: assert_windows_causal(np.zeros(3), np.arange(5.0)), TypeError, "make_windows"),
+    (lambda: assert_windows_causal(windows, np.zeros(10)), ValueError, "same value"),
+    (lambda: assert_windows_causal(windows, np.arange(1.0)), ValueError, "at least 2"),
+    (lambda: assert_windows_causal(windows, lambda: 0), TypeError, "series"),
+    (
+        lambda: assert_windows_causal(windows, np.arange(10.0), anchor_steps=-1),
+        ValueError,
+        "anchor",
+    ),
+    (
+        lambda: assert_windows_causal(lambda s: s, np.arange(10.0)),
+        ValueError,
+        r"\(inputs, targets\)",
+    ),
+    (
+        lambda: assert_windows_causal(lambda s: (s[None], s[None] * 0), np.arange(10.0)),
+        ValueError,
+        "did not change",
+    ),
+    (
+        lambda: assert_windows_causal(lambda s: windows(s[s > 3]), np.arange(20.0)),
+        ValueError,
+        "other shapes",
+    ),
+    (
+        lambda: assert_windows_causal(lambda s: (s[:4, None], s[:3]), np.arange(20.0)),
+        ValueError,
+        "one row per window",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD_CALLS)
+def test_bad_calls(call: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_pytest_session_shows_the_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import numpy as np
+        from pytest_rnn._causal import assert_labels_causal
+
+        X = np.random.default_rng(0).normal(size=(8, 4, 2))
+
+        def test_last_step_labels():
+            assert_labels_causal(lambda x: np.repeat(x[:, -1:, 0], 4, axis=1), X)
+
+        def test_per_step_labels():
+            assert_labels_causal(lambda x: x[..., 0] > 0, X)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*RNNAssertionError: Labels depend on later input steps*",
+            "*label at step 0 depends on input step 3 (8/8 samples, 8 trials)*",
+        ]
+    )
