@@ -1,0 +1,410 @@
+"""Benchmarks for pytest-rnn's assertions: cost relative to one compiled forward pass.
+
+Run from the repository root::
+
+    python benchmarks/run.py                 # table only
+    python benchmarks/run.py --json out.json # table and the figures as JSON
+
+Every figure is measured in this one process, side by side, after a warm-up,
+as the median of ``--repeats`` runs; the Hypothesis run and the import time
+are measured in fresh subprocesses so that "cold" is real. See
+benchmarks/README.md for what each key means and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TARGETS: dict[str, tuple[str, float]] = {
+    "stateful_assert_over_full_pass": ("<=", 10),
+    "naive_loop_over_stateful_assert": (">=", 30),
+    "hypothesis_50_examples_s": ("<=", 60),
+    "causal_assert_over_full_pass": ("<=", 40),
+    "seq2seq_assert_over_train_pass": ("<=", 10),
+    "plugin_import_ms": ("<=", 100),
+}
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def once(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- models
+
+
+def seed_everything(seed: int = 0) -> None:
+    import random
+
+    import keras
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def last_step_model(units: int = 32, features: int = 3) -> Any:
+    """Sequential LSTM(units) -> Dense(1), return_sequences=False (seed 003's shape)."""
+    import keras
+
+    return keras.Sequential(
+        [keras.Input((None, features)), keras.layers.LSTM(units), keras.layers.Dense(1)]
+    )
+
+
+def sequence_model(units: int = 32, features: int = 3) -> Any:
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((None, features)),
+            keras.layers.LSTM(units, return_sequences=True),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+def seq2seq_models(latent: int = 32, tx: int = 20, ty: int = 10) -> tuple[Any, Any]:
+    """Seed 000's train and unrolled inference models (shared layers, 1 feature)."""
+    import keras
+    from keras import layers
+
+    encoder_lstm = layers.LSTM(latent, return_state=True, name="encoder_lstm")
+    decoder_lstm = layers.LSTM(
+        latent, return_sequences=True, return_state=True, name="decoder_lstm"
+    )
+    decoder_dense = layers.Dense(1, activation="linear", name="decoder_dense")
+    decoder_reshape = layers.Reshape((1,), name="decoder_reshape")
+
+    encoder_inputs = keras.Input((tx, 1), name="encoder_input")
+    _, h, c = encoder_lstm(encoder_inputs)
+    decoder_inputs = keras.Input((ty, 1), name="decoder_input")
+    decoder_outputs, _, _ = decoder_lstm(decoder_inputs, initial_state=[h, c])
+    decoder_outputs = decoder_dense(decoder_outputs)
+    train_model = keras.Model([encoder_inputs, decoder_inputs], decoder_outputs)
+
+    enc_in = keras.Input((tx, 1), name="encoder_input_inf")
+    _, h, c = encoder_lstm(enc_in)
+    decoder_input = keras.Input((1, 1), name="decoder_input_inf")
+    current = decoder_input
+    outputs = []
+    for _ in range(ty):
+        out, h, c = decoder_lstm(current, initial_state=[h, c])
+        out = decoder_dense(out)
+        current = out
+        outputs.append(decoder_reshape(out))
+    inference_model = keras.Model([enc_in, decoder_input], outputs)
+    return train_model, inference_model
+
+
+def full_pass(model: Any, x: Any) -> Callable[[], Any]:
+    """One compiled ``model(x, training=False)`` (the caller the assertions use)."""
+    from pytest_rnn import _keras as K
+
+    call = K.compiled(model, x, fixed_batch=False)
+    return lambda: call(x)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def bench_stateful(repeats: int, naive_steps: int) -> dict[str, Any]:
+    import numpy as np
+
+    from pytest_rnn import _keras as K
+    from pytest_rnn._stateful import assert_stateful_equals_batch
+
+    seed_everything()
+    model = last_step_model()
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 100, 3)).astype("float32")
+    t_assert = timed(lambda: assert_stateful_equals_batch(model, x, chunks=1), repeats)
+    t_full = timed(full_pass(model, x), max(repeats, 20))
+
+    # Seed 003's loop: a stateful batch-1 copy, predict() per step, reset per sample.
+    stream = K.stateful_twin(model, batch_size=1)
+
+    def naive(samples: int, steps: int) -> None:
+        for i in range(samples):
+            K.reset_states(stream)
+            for t in range(steps):
+                stream.predict(x[i : i + 1, t : t + 1], verbose=0)
+
+    naive(1, 3)  # warm: predict() builds its function on the first call
+    t_naive_part = once(lambda: naive(1, naive_steps))
+    t_naive = t_naive_part * (4 * 100) / naive_steps
+    return {
+        "assert_s": t_assert,
+        "full_pass_s": t_full,
+        "naive_s": t_naive,
+        "naive_measured": f"1 sample x {naive_steps} steps, scaled to 4 x 100",
+        "stateful_assert_over_full_pass": t_assert / t_full,
+        "naive_loop_over_stateful_assert": t_naive / t_assert,
+    }
+
+
+def bench_scaling(repeats: int) -> list[dict[str, Any]]:
+    """Warm and first-call cost of the stateful assertion (chunks=1) by steps and batch."""
+    import numpy as np
+
+    from pytest_rnn._stateful import assert_stateful_equals_batch
+
+    rows = []
+    for batch, steps in [(4, 25), (4, 100), (4, 400), (1, 100), (16, 100)]:
+        seed_everything()
+        model = last_step_model()  # fresh: the first call pays for clones and traces
+        x = np.random.default_rng(1).uniform(-1, 1, (batch, steps, 3)).astype("float32")
+
+        def check(m: Any = model, x: Any = x) -> None:
+            assert_stateful_equals_batch(m, x, chunks=1)
+
+        first = once(check)
+        warm = timed(check, repeats, 0)
+        full = timed(full_pass(model, x), max(repeats, 20))
+        rows.append(
+            {"batch": batch, "steps": steps, "first_s": first, "warm_s": warm, "full_pass_s": full}
+        )
+    return rows
+
+
+def bench_causal(repeats: int) -> float | None:
+    try:
+        from pytest_rnn._causal import assert_model_causal
+    except Exception as error:  # written in parallel; may be absent
+        print(f"causal: not available ({type(error).__name__}: {error})")
+        return None
+    import numpy as np
+
+    seed_everything()
+    model = sequence_model()
+    x = np.random.default_rng(2).uniform(-1, 1, (8, 64, 3)).astype("float32")
+    try:
+        t_assert = timed(lambda: assert_model_causal(model, x), repeats)
+    except Exception as error:
+        print(f"causal: not available ({type(error).__name__}: {error})")
+        return None
+    t_full = timed(full_pass(model, x), max(repeats, 20))
+    return t_assert / t_full
+
+
+def bench_seq2seq(repeats: int) -> float | None:
+    try:
+        from pytest_rnn._seq2seq import assert_inference_matches_training
+    except Exception as error:  # written in parallel; may be absent
+        print(f"seq2seq: not available ({type(error).__name__}: {error})")
+        return None
+    import numpy as np
+
+    seed_everything()
+    train_model, inference_model = seq2seq_models()
+    rng = np.random.default_rng(3)
+    enc = rng.uniform(-1, 1, (16, 20, 1)).astype("float32")
+    dec = rng.uniform(-1, 1, (16, 10, 1)).astype("float32")
+    try:
+        t_assert = timed(
+            lambda: assert_inference_matches_training(
+                train_model, inference_model, enc, start=-1.0
+            ),
+            repeats,
+        )
+    except Exception as error:
+        print(f"seq2seq: not available ({type(error).__name__}: {error})")
+        return None
+    t_full = timed(full_pass(train_model, [enc, dec]), max(repeats, 20))
+    return t_assert / t_full
+
+
+HYPOTHESIS_CHILD = r"""
+import os, sys, time
+start = time.perf_counter()
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, sys.argv[1])
+import keras
+from hypothesis import HealthCheck, given, settings, strategies as st
+from pytest_rnn import _keras as K
+from pytest_rnn import strategies as rs
+from pytest_rnn._stateful import assert_stateful_equals_batch
+
+keras.utils.set_random_seed(0)
+model = keras.Sequential(
+    [keras.Input((None, 3)), keras.layers.LSTM(16), keras.layers.Dense(1)]
+)
+examples = []
+
+@settings(max_examples=50, deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_streams(data):
+    x = data.draw(rs.sequences(shape=rs.sequence_shapes(max_batch=8, max_steps=64, features=3)))
+    chunks = data.draw(rs.chunkings(x.shape[1]))
+    examples.append((x.shape[0], x.shape[1], len(chunks)))
+    assert_stateful_equals_batch(model, x, chunks=chunks)
+
+test_streams()
+elapsed = time.perf_counter() - start
+import json
+print("RESULT " + json.dumps({
+    "seconds": elapsed,
+    "examples": len(examples),
+    "batches": len({b for b, _, _ in examples}),
+    "traces": K.trace_count,
+}))
+"""
+
+
+def bench_hypothesis() -> dict[str, Any]:
+    """The @given run in a fresh interpreter: imports, model, tracing and 50 examples."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", HYPOTHESIS_CHILD, str(ROOT)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+        raise RuntimeError("the Hypothesis benchmark failed")
+    result = json.loads(lines[-1][len("RESULT ") :])
+    result["wall_s"] = wall  # interpreter start included
+    return result
+
+
+def bench_import(runs: int = 7) -> float:
+    """Median ms for ``import pytest_rnn, pytest_rnn.plugin`` after ``import pytest``."""
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); import pytest; "
+        "t = time.perf_counter(); import pytest_rnn, pytest_rnn.plugin; "
+        "print((time.perf_counter() - t) * 1000); "
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'heavy import'"
+    )
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(ROOT)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def verdict(key: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    op, target = TARGETS[key]
+    ok = value <= target if op == "<=" else value >= target
+    return f"{'ok' if ok else 'MISS'} (target {op} {target})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="FILE", help="write the figures to FILE as JSON")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
+    parser.add_argument(
+        "--naive-steps",
+        type=int,
+        default=50,
+        help="steps of the predict() loop actually timed (one sample), scaled to 4 x 100",
+    )
+    parser.add_argument("--skip-hypothesis", action="store_true", help="skip the @given run")
+    parser.add_argument("--skip-scaling", action="store_true", help="skip the scaling table")
+    args = parser.parse_args(argv)
+
+    figures: dict[str, Any] = {}
+    figures["plugin_import_ms"] = bench_import()
+
+    import keras
+
+    from pytest_rnn import _keras as K
+
+    with K.precision_guard():
+        pass  # import tensorflow's config once, outside every timing
+    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, {os.cpu_count()} CPUs")
+
+    stateful = bench_stateful(args.repeats, args.naive_steps)
+    figures["stateful_assert_over_full_pass"] = stateful["stateful_assert_over_full_pass"]
+    figures["naive_loop_over_stateful_assert"] = stateful["naive_loop_over_stateful_assert"]
+    figures["causal_assert_over_full_pass"] = bench_causal(args.repeats)
+    figures["seq2seq_assert_over_train_pass"] = bench_seq2seq(args.repeats)
+    if not args.skip_hypothesis:
+        hyp = bench_hypothesis()
+        figures["hypothesis_50_examples_s"] = hyp["wall_s"]
+        figures["hypothesis_traces"] = hyp["traces"]
+    rows = [] if args.skip_scaling else bench_scaling(args.repeats)
+
+    print()
+    print(f"{'key':34} {'value':>10}  verdict")
+    for key, value in figures.items():
+        shown = "null" if value is None else f"{value:10.2f}"
+        print(f"{key:34} {shown:>10}  {verdict(key, value) if key in TARGETS else ''}")
+    print()
+    print(
+        f"stateful assert (4 x 100, chunks=1): {stateful['assert_s'] * 1000:.1f} ms warm; "
+        f"full pass {stateful['full_pass_s'] * 1000:.2f} ms; predict() loop "
+        f"{stateful['naive_s']:.2f} s ({stateful['naive_measured']})"
+    )
+    if not args.skip_hypothesis:
+        print(
+            f"hypothesis: {hyp['examples']} examples, {hyp['batches']} distinct batch sizes, "
+            f"{hyp['traces']} traces, {hyp['seconds']:.1f} s after interpreter start "
+            f"({hyp['wall_s']:.1f} s wall)"
+        )
+    if rows:
+        print()
+        print("stateful assertion, LSTM(32) -> Dense(1), chunks=1 (one step per chunk)")
+        print(
+            f"{'batch':>5} {'steps':>5} {'first call':>11} {'warm':>9} {'full pass':>10} {'ratio':>6}"
+        )
+        for r in rows:
+            print(
+                f"{r['batch']:5d} {r['steps']:5d} {r['first_s'] * 1000:9.0f}ms "
+                f"{r['warm_s'] * 1000:7.1f}ms {r['full_pass_s'] * 1000:8.2f}ms "
+                f"{r['warm_s'] / r['full_pass_s']:6.1f}"
+            )
+    if args.json:
+        out = dict(figures)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
