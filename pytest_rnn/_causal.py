@@ -369,8 +369,12 @@ def _measure(
     donor: np.ndarray,
     tolerances: list[_compare.Tolerance],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_measure_each` with the output leaves merged: changed anywhere, largest change."""
-    each = _measure_each(call, batch, mask, donor, tolerances)
+    """:func:`_measure_each` with the output leaves merged by :func:`_merge`."""
+    return _merge(_measure_each(call, batch, mask, donor, tolerances))
+
+
+def _merge(each: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Output leaves merged: changed in any, largest change (shorter ones padded)."""
     steps = max(c.shape[2] for c, _ in each)
 
     def pad(a: np.ndarray) -> np.ndarray:
@@ -508,6 +512,9 @@ class _ModelRun:
     picks: list[int]  # indices of per-step output leaves
     tolerances: list[_compare.Tolerance]
     out_steps: int  # fewest steps of a picked output (< x's steps: a shortened output)
+    rtol: float | None = None
+    atol: float | None = None
+    paths: tuple[str, ...] = ()  # item paths of the picked outputs ("" for a single output)
 
 
 def _forward(model: Any, tree: Any) -> tuple[Callable[[Any], Any], Any]:
@@ -590,7 +597,8 @@ def _prepare_model(
         return [np.asarray(leaves[i][1]) for i in picks]
 
     steps = min(int(np.shape(outs[i][1])[1]) for i in picks)
-    return _ModelRun(model, run, call, picks, tolerances, steps)
+    paths = tuple(outs[i][0] for i in picks)
+    return _ModelRun(model, run, call, picks, tolerances, steps, rtol, atol, paths)
 
 
 def _static_no_time(model: Any, index: int) -> bool:
@@ -682,9 +690,10 @@ def dependence_map(
     random; with 3 or more trials, the first two use values above and below
     every value ``x`` takes (integers: its maximum and minimum), which flips
     any threshold the data straddles. The output at step ``t`` depends on
-    ``t'`` when it changes by more than the tolerance. For a Keras model on TensorFlow with float inputs, a
-    nonzero gradient of the output at ``t`` with respect to step ``t'`` also
-    counts (exact for long recurrent memories that perturbation cannot see).
+    ``t'`` when it changes by more than the tolerance. For a Keras model on
+    TensorFlow with float inputs, a nonzero gradient of the output at ``t``
+    with respect to step ``t'`` also counts (exact for long recurrent memories
+    that perturbation cannot see).
 
     Args:
         fn: a labelling function ``x -> (batch, steps, ...)`` or a Keras model
@@ -735,11 +744,15 @@ def _label_hint(bad: np.ndarray, labels: np.ndarray, horizon: int, with_model: b
     rows_with = [r for r in range(t) if labels[r].any()]
     if len(cols) == 1 and len(rows_with) > 1 and bad.any():
         c = int(cols[0])
+        how = (
+            " (e.g. y[i, :] = ... inside a loop over steps: the last step overwrites the others)"
+            if c == t - 1
+            else ""
+        )
         return (
             f"every label step depends on input step {c} alone: the labels of the whole "
-            f"sequence were set from one step (e.g. y[i, :] = ... inside a loop over steps, "
-            f"where the last step overwrites the others). Set each step's label from its "
-            f"own step (y[i, t] = ...)."
+            f"sequence were set from one step{how}. Set each step's label from its own "
+            "step (y[i, t] = ...)."
         )
     future = [(r, c) for r, c in zip(*np.nonzero(bad)) if c > r]
     past = [(r, c) for r, c in zip(*np.nonzero(bad)) if c <= r]
@@ -919,14 +932,13 @@ def _labels_message(
 # =========================================================================== public: model
 
 
-def _future_steps_same(layer: Any) -> int:
-    cfg = layer.get_config()
-    k = cfg.get("kernel_size", 1)
-    k = int(k[0] if isinstance(k, (list, tuple)) else k)
-    d = cfg.get("dilation_rate", 1)
-    d = int(d[0] if isinstance(d, (list, tuple)) else d)
-    total = d * (k - 1)
-    return total - total // 2
+def _conv_span(cfg: dict[str, Any]) -> int:
+    """Steps a 1-D convolution's window spans beyond its first: ``dilation * (kernel - 1)``."""
+
+    def first(v: Any) -> int:
+        return int(v[0] if isinstance(v, (list, tuple)) else v)
+
+    return first(cfg.get("dilation_rate", 1)) * (first(cfg.get("kernel_size", 1)) - 1)
 
 
 def _layer_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
@@ -948,22 +960,22 @@ def _layer_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
     if name in ("Conv1D", "SeparableConv1D", "DepthwiseConv1D"):
         padding = cfg.get("padding")
         if padding == "same":
-            n = _future_steps_same(layer)
+            n = _conv_span(cfg) - _conv_span(cfg) // 2  # TensorFlow pads more on the right
             if n:
                 return (
                     f"{name} padding='same' reads {_plural(n, 'future step')}; use padding='causal'"
                 )
         if padding == "valid":
-            k = cfg.get("kernel_size", 1)
-            k = int(k[0] if isinstance(k, (list, tuple)) else k)
-            if k > 1:
+            span = _conv_span(cfg)
+            if span:
                 return (
-                    f"{name} padding='valid' puts output step t over input steps t..t+{k - 1} "
+                    f"{name} padding='valid' puts output step t over input steps t..t+{span} "
                     "(reads later steps); use padding='causal'"
                 )
     if name in ("MultiHeadAttention", "Attention", "AdditiveAttention", "GroupedQueryAttention"):
-        if any(n.arguments.kwargs.get("use_causal_mask") for n in nodes):
-            return None
+        calls = [n.arguments.kwargs for n in nodes]
+        if any(c.get("use_causal_mask") or c.get("attention_mask") is not None for c in calls):
+            return None  # causal, or a mask of the caller's: measured, not guessed
         return f"{name} called without use_causal_mask=True: every step attends to later steps"
     if "Normalization" in name and name != "BatchNormalization":
         axis = cfg.get("axis")
@@ -1031,7 +1043,7 @@ def _localise(mr: _ModelRun, batch: _Batch, mask: Any, donor: Any, trials: int) 
     keras = _keras.keras_module()
     graph = _graph(mr.run)
     if graph is None or not hasattr(graph, "_nodes_by_depth"):
-        return ["  could not probe layers (a subclassed model); see the layers listed below"]
+        return ["  (a subclassed model: its layers cannot be probed one by one)"]
     nodes = [
         node
         for depth in sorted(graph._nodes_by_depth, reverse=True)
@@ -1051,7 +1063,7 @@ def _localise(mr: _ModelRun, batch: _Batch, mask: Any, donor: Any, trials: int) 
         if (o.ndim >= 2 and o.shape[:2] == (batch.batch, batch.steps))
         or (o.ndim >= 3 and o.shape[0] == batch.batch and 1 <= o.shape[1] < batch.steps)
     ]
-    tols = [_compare.resolve_tolerance(None, None, outs[j].dtype) for j in aligned]
+    tols = [_compare.resolve_tolerance(mr.rtol, mr.atol, outs[j].dtype) for j in aligned]
 
     def call(tree: Any, copies: int) -> list[np.ndarray]:
         got = _compare.flatten(compiled(tree))
@@ -1165,17 +1177,23 @@ def assert_model_causal(
         if batch.steps < 2:
             return None
         mask, donor = _suffix_plan(batch, trials, np.random.default_rng(seed))
-        changed, change = _measure(mr.call, batch, mask, donor, mr.tolerances)
-        found = _suffix_leaks(changed, change, batch, trials)
-        if not found.leak.any():
+        each = _measure_each(mr.call, batch, mask, donor, mr.tolerances)
+        leaking = [
+            p for p, (c, s) in zip(mr.paths, each) if _suffix_leaks(c, s, batch, trials).leak.any()
+        ]
+        if not leaking:
             return None
+        changed, change = _merge(each)
+        found = _suffix_leaks(changed, change, batch, trials)
         located = _localise(mr, batch, mask, donor, trials)
         grid: list[str] = []
         if batch.steps <= GRID_STEPS:
             per = _per_sample_map(mr.call, batch, trials, seed, mr.tolerances)
             grid = _model_grid(per.sum(axis=1), batch.batch)
     raise RNNAssertionError(
-        _model_message(model, mr.out_steps, batch, trials, found, mr.tolerances[0], located, grid)
+        _model_message(
+            model, mr.out_steps, batch, trials, found, mr.tolerances[0], located, grid, leaking
+        )
     )
 
 
@@ -1199,6 +1217,7 @@ def _model_message(
     tol: _compare.Tolerance,
     located: list[str],
     grid: list[str],
+    leaking: Sequence[str] = ("",),
 ) -> str:
     leak, change = found.leak, found.change
     t = batch.steps
@@ -1226,6 +1245,7 @@ def _model_message(
             if out_steps < t
             else []
         ),
+        *([f"  outputs that leak: {', '.join(leaking)}"] if any(leaking) else []),
         f"  output at {_steps_word(outs)} of {out_steps} changes when later steps change "
         f"({_count_range(samples, batch.batch)} samples each); it {how}",
     ]
@@ -1240,7 +1260,8 @@ def _model_message(
     suspects = [(p, r) for p, r in _suspects(model) if f"{p.split('/')[-1]!r}" not in named]
     if suspects:
         shown = "; ".join(f"{p!r}: {r}" for p, r in suspects[:MAX_LINES])
-        lines.append(f"  other layers that read later steps by their configuration: {shown}")
+        other = "other layers" if "first layer" in named else "layers"
+        lines.append(f"  {other} that read later steps by their configuration: {shown}")
     lines.extend(grid)
     lines.append(
         "  What it usually means: a model whose step t reads later steps cannot run step by "
@@ -1281,7 +1302,8 @@ def assert_windows_causal(
     read at least one position after the inputs.
 
     ``make_windows`` is called ``len(series) * trials + 2`` times, each on one
-    whole series.
+    whole series: a short series (a few windows long) is enough, since the
+    check is about indexing, not data.
 
     Args:
         make_windows: your function ``series -> (inputs, targets)``.

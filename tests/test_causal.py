@@ -70,6 +70,12 @@ def time_distributed(features: int = FEATURES) -> keras.Model:
     )
 
 
+def global_rng() -> tuple[Any, bytes]:
+    """Python's and numpy's global random states, comparable with ==."""
+    state: Any = np.random.get_state()
+    return random.getstate(), state[1].tobytes()
+
+
 @pytest.fixture
 def x(rng: np.random.Generator) -> np.ndarray:
     return rng.normal(size=(4, 8, 3)).astype("float32")
@@ -158,6 +164,18 @@ def test_model_that_sees_the_future_may_have_future_labels(x: np.ndarray) -> Non
         assert_labels_causal(centred, x, model=seq(layers.LSTM(3, return_sequences=True)))
 
 
+def test_labels_from_the_first_step_with_a_per_step_model(x: np.ndarray) -> None:
+    def first(x: np.ndarray) -> np.ndarray:
+        return np.repeat(x[:, :1, 0], x.shape[1], axis=1)
+
+    assert_labels_causal(first, x)  # causal: only earlier steps
+    with pytest.raises(RNNAssertionError) as info:
+        assert_labels_causal(first, x, model=time_distributed(3))
+    msg = str(info.value)
+    assert "every label step depends on input step 0 alone" in msg
+    assert "overwrites" not in msg
+
+
 def test_long_sequences_cut_the_report(rng: np.random.Generator) -> None:
     x = rng.normal(size=(3, 30, 2)).astype("float32")
 
@@ -239,12 +257,11 @@ def test_dependence_map_counts_and_grid(x: np.ndarray) -> None:
 def test_dependence_map_is_deterministic_and_leaves_global_rng(x: np.ndarray) -> None:
     random.seed(3)
     np.random.seed(3)
-    before = random.getstate(), np.random.get_state()[1].copy()
+    before = global_rng()
     a = dependence_map(labels_from_last_step, binary_x(steps=3), trials=3, seed=5)
     b = dependence_map(labels_from_last_step, binary_x(steps=3), trials=3, seed=5)
     assert (a.counts == b.counts).all()
-    assert random.getstate() == before[0]
-    assert (np.random.get_state()[1] == before[1]).all()
+    assert global_rng() == before
 
 
 def test_dependence_map_str_is_capped(rng: np.random.Generator) -> None:
@@ -387,7 +404,7 @@ def test_stateful_model_is_measured_on_a_copy_and_left_alone(
     states = _states(model)
     random.seed(1)
     np.random.seed(1)
-    py, npy = random.getstate(), np.random.get_state()[1].copy()
+    before = global_rng()
     if go_backwards:
         with pytest.raises(RNNAssertionError, match="go_backwards"):
             assert_model_causal(model, x)
@@ -398,8 +415,7 @@ def test_stateful_model_is_measured_on_a_copy_and_left_alone(
         np.testing.assert_array_equal(a, b)
     for a, b in zip(_states(model), states):
         np.testing.assert_array_equal(a, b)
-    assert random.getstate() == py
-    assert (np.random.get_state()[1] == npy).all()
+    assert global_rng() == before
 
 
 def test_weights_and_global_rng_unchanged_on_failure(x: np.ndarray) -> None:
@@ -407,15 +423,14 @@ def test_weights_and_global_rng_unchanged_on_failure(x: np.ndarray) -> None:
     weights = [w.copy() for w in model.get_weights()]
     random.seed(2)
     np.random.seed(2)
-    py, npy = random.getstate(), np.random.get_state()[1].copy()
+    before = global_rng()
     with pytest.raises(RNNAssertionError):
         assert_model_causal(model, x)
     with pytest.raises(RNNAssertionError):
         assert_labels_causal(lambda x: np.roll(x, -1, 1), x, model=model)
     for a, b in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(a, b)
-    assert random.getstate() == py
-    assert (np.random.get_state()[1] == npy).all()
+    assert global_rng() == before
 
 
 def test_multi_input_model_dict(rng: np.random.Generator) -> None:
@@ -425,6 +440,48 @@ def test_multi_input_model_dict(rng: np.random.Generator) -> None:
     xs = {"a": rng.normal(size=(3, 6, 2)), "b": rng.normal(size=(3, 6, 1))}
     with pytest.raises(RNNAssertionError, match="first layer whose output leaks: 'look'"):
         assert_model_causal(model, xs)
+
+
+class _Subclassed(keras.Model):
+    def __init__(self) -> None:
+        super().__init__(name="sub")
+        self.conv = layers.Conv1D(2, 3, padding="same", name="sub_conv")
+        self.out = layers.Dense(1)
+
+    def call(self, x: Any) -> Any:
+        return self.out(self.conv(x))
+
+
+def test_subclassed_model_leak_is_caught_and_suspects_listed(x: np.ndarray) -> None:
+    model = _Subclassed()
+    model(x)
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(model, x)
+    msg = str(info.value)
+    assert "cannot be probed one by one" in msg
+    assert "layers that read later steps by their configuration: 'sub_conv'" in msg
+
+
+def test_multi_output_model_names_the_leaking_output(x: np.ndarray) -> None:
+    inp = keras.Input((None, 3))
+    h = layers.Dense(4)(inp)
+    past = layers.LSTM(2, return_sequences=True)(h)
+    both = layers.Bidirectional(layers.LSTM(2, return_sequences=True))(h)
+    with pytest.raises(RNNAssertionError, match=r"outputs that leak: \[1\]"):
+        assert_model_causal(keras.Model(inp, [past, both]), x)
+    # A non-sequence output beside a sequence one is left out, not misread.
+    assert_model_causal(keras.Model(inp, [past, layers.LSTM(3)(h)]), x)
+
+
+def test_sequential_without_input_and_explicit_attention_mask(x: np.ndarray) -> None:
+    plain = keras.Sequential([layers.GRU(2, return_sequences=True)])
+    plain(x)
+    assert_model_causal(plain, x)
+    inp = keras.Input((8, 3))
+    h = layers.Dense(4)(inp)
+    mask = np.tril(np.ones((8, 8), dtype=bool))[None]
+    attn = layers.MultiHeadAttention(2, 4)(h, h, attention_mask=mask)
+    assert_model_causal(keras.Model(inp, attn), x)
 
 
 def test_token_model(rng: np.random.Generator) -> None:
@@ -562,12 +619,21 @@ def test_thresholded_targets_are_found(rng: np.random.Generator) -> None:
 # --------------------------------------------------------------------------- bad calls
 
 
+def _untyped(value: Any) -> Any:
+    """A wrongly typed argument, on purpose."""
+    return value
+
+
 def _x() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(2, 3, 1))
 
 
 BAD_CALLS = [
-    (lambda: assert_labels_causal(np.zeros((2, 3)), _x()), TypeError, r"make_labels.*function"),
+    (
+        lambda: assert_labels_causal(_untyped(np.zeros((2, 3))), _x()),
+        TypeError,
+        r"make_labels.*function",
+    ),
     (lambda: assert_labels_causal(labels_per_step, _x(), model="m"), TypeError, "model"),
     (lambda: assert_labels_causal(lambda x: x[:1], _x()), ValueError, r"make_labels.*batch"),
     (lambda: assert_labels_causal(lambda x: x[:, :2], _x()), ValueError, r"make_labels.*steps"),
@@ -611,8 +677,12 @@ BAD_CALLS = [
         ValueError,
         "model",
     ),
-    (lambda: dependence_map(cumsum_labels, _x(), trials=1.5), TypeError, "trials"),
-    (lambda: assert_windows_causal(np.zeros(3), np.arange(5.0)), TypeError, "make_windows"),
+    (lambda: dependence_map(cumsum_labels, _x(), trials=_untyped(1.5)), TypeError, "trials"),
+    (
+        lambda: assert_windows_causal(_untyped(np.zeros(3)), np.arange(5.0)),
+        TypeError,
+        "make_windows",
+    ),
     (lambda: assert_windows_causal(windows, np.zeros(10)), ValueError, "same value"),
     (lambda: assert_windows_causal(windows, np.arange(1.0)), ValueError, "at least 2"),
     (lambda: assert_windows_causal(windows, lambda: 0), TypeError, "series"),
