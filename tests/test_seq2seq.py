@@ -1,0 +1,811 @@
+"""assert_inference_matches_training and teacher_forcing_gap on real small Keras models.
+
+Every inference, correct or broken, is built from the SAME layers as the
+teacher-forced training model, as a user would. Weights stay untrained: random
+weights make a wrong wiring differ by far more than the tolerance.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from keras import layers as L
+from keras import ops
+
+from pytest_rnn import _keras
+from pytest_rnn._errors import RNNAssertionError
+from pytest_rnn._seq2seq import (
+    TeacherForcingGap,
+    assert_inference_matches_training,
+    step_hint,
+    teacher_forcing_gap,
+)
+
+LATENT = 8
+ENC_STEPS = 6
+DEC_STEPS = 5
+BATCH = 4
+ENC_FEATURES = 3
+# Decoder features equal the latent size only so that the seed answer's variant
+# (feeding the LSTM output back into the LSTM) can be built at all.
+FEATURES = LATENT
+VOCAB = 12
+EMBED = 4
+START = -1.0
+START_ID = 1
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(eq=False)
+class Net:
+    """A teacher-forced seq2seq model and the layers it was built from."""
+
+    cell: str
+    tokens: bool
+    enc_in: Any
+    enc_states: list[Any]
+    embed: Any
+    decoder_rnn: Any
+    dense: Any
+    train: Any
+
+    def rnn(self) -> Any:
+        cls = L.LSTM if self.cell == "lstm" else L.GRU
+        return cls(LATENT, return_sequences=True, return_state=True)
+
+
+def build_net(cell: str, tokens: bool, *, batch: int | None = None, stateful: bool = False) -> Net:
+    cls = L.LSTM if cell == "lstm" else L.GRU
+    if tokens:
+        enc_in = keras.Input(batch_shape=(batch, None), dtype="int32", name="enc_ids")
+        dec_in = keras.Input(batch_shape=(batch, DEC_STEPS), dtype="int32", name="dec_ids")
+        enc_x = L.Embedding(VOCAB, EMBED)(enc_in)
+        embed = L.Embedding(VOCAB, EMBED)
+        dense = L.Dense(VOCAB, activation="softmax", name="probs")
+    else:
+        enc_in = keras.Input(batch_shape=(batch, None, ENC_FEATURES), name="enc_x")
+        dec_in = keras.Input(batch_shape=(batch, DEC_STEPS, FEATURES), name="dec_x")
+        enc_x, embed = enc_in, None
+        dense = L.Dense(FEATURES, name="decoder_dense")
+    encoder = cls(LATENT, return_state=True, stateful=stateful, name="encoder_rnn")
+    _, *states = encoder(enc_x)
+    decoder = cls(
+        LATENT, return_sequences=True, return_state=True, stateful=stateful, name="decoder_rnn"
+    )
+    seq, *_ = decoder(embed(dec_in) if tokens else dec_in, initial_state=states)
+    train = keras.Model([enc_in, dec_in], dense(seq), name=f"train_{cell}")
+    return Net(cell, tokens, enc_in, list(states), embed, decoder, dense, train)
+
+
+def step(net: Net, cur: Any, states: list[Any], *, rnn: Any = None, dense: Any = None) -> Any:
+    x = net.embed(cur) if net.tokens else cur
+    out, *new = (rnn or net.decoder_rnn)(x, initial_state=states)
+    return out, (dense or net.dense)(out), new
+
+
+def ids(y: Any) -> Any:
+    return ops.cast(ops.argmax(y, axis=-1), "int32")
+
+
+# Builders are cached: tests that share an inference model share its compiled trace.
+@functools.cache
+def unrolled(
+    net: Net, bug: str | None = None, *, stacked: bool = False, batch: int | None = None
+) -> Any:
+    """Seed 000's inference loop, optionally with one wiring bug."""
+    shape = (batch, 1) if net.tokens else (batch, 1, FEATURES)
+    start = keras.Input(batch_shape=shape, dtype="int32" if net.tokens else "float32")
+    states = net.enc_states[::-1] if bug == "swap" else list(net.enc_states)
+    dense = L.Dense(FEATURES) if bug == "fresh_dense" else None
+    cur, outs = start, []
+    for _ in range(DEC_STEPS):
+        if bug == "reinit":
+            states = list(net.enc_states)
+        out, y, states = step(net, cur, states, dense=dense)
+        outs.append(y if net.tokens else L.Reshape((FEATURES,))(y))
+        if bug == "start_every_step":
+            cur = start
+        elif bug == "feed_rnn_output":  # the seed answer's 'fix'
+            cur = out
+        elif bug == "id_off_by_one":
+            cur = (ids(y) + 1) % VOCAB
+        else:
+            cur = ids(y) if net.tokens else y
+    if stacked:
+        outs = L.Concatenate(axis=1)([L.Reshape((1, -1))(o) for o in outs])
+    return keras.Model([net.enc_in, start], outs, name=f"inference_{bug or 'ok'}")
+
+
+@functools.cache
+def pair(net: Net, bug: str | None = None) -> tuple[Any, Any]:
+    """The Keras tutorial form: encoder_model -> states, decoder_step_model."""
+    states = net.enc_states[::-1] if bug == "swap" else net.enc_states
+    encoder_model = keras.Model(net.enc_in, states if len(states) > 1 else states[0])
+    y_prev = keras.Input((1,), dtype="int32") if net.tokens else keras.Input((1, FEATURES))
+    state_in = [keras.Input((LATENT,)) for _ in states]
+    rnn = net.rnn() if bug == "new_rnn" else None
+    _, y, new = step(net, y_prev, state_in, rnn=rnn)
+    if bug == "keep_states":  # hands back the states it was given: re-initialised every step
+        new = [L.Identity()(s) for s in state_in]
+    return encoder_model, keras.Model([y_prev, *state_in], [y, *new])
+
+
+@functools.cache
+def plain(net: Net, bug: str | None = None, *, teacher: bool = True) -> Callable[..., Any]:
+    """A hand-written Python decoding loop (inference form c)."""
+    encoder_model, step_model = pair(net)
+
+    def decode(encoder_inputs: Any, start: Any, decoder_inputs: Any = None) -> list[Any]:
+        states = encoder_model(ops.convert_to_tensor(encoder_inputs))
+        states = list(states) if isinstance(states, (list, tuple)) else [states]
+        cur = ops.convert_to_tensor(start)
+        if bug == "own_start":
+            cur = ops.zeros_like(cur)
+        prev, outs = cur, []
+        for t in range(DEC_STEPS):
+            if decoder_inputs is not None:
+                cur = ops.convert_to_tensor(decoder_inputs[:, t : t + 1])
+            y, *states = step_model([cur, *states])
+            outs.append(y)
+            nxt = ids(y) if net.tokens else y
+            cur, prev = (prev, nxt) if bug == "lag" else (nxt, nxt)
+        return outs
+
+    if teacher:
+        return decode
+
+    def free_only(encoder_inputs: Any, start: Any) -> list[Any]:
+        return decode(encoder_inputs, start)
+
+    return free_only
+
+
+@pytest.fixture(scope="module")
+def nets() -> dict[tuple[str, bool], Net]:
+    with _keras.rng_guard():
+        keras.utils.set_random_seed(7)
+        return {(c, t): build_net(c, t) for c in ("lstm", "gru") for t in (False, True)}
+
+
+@pytest.fixture(scope="module")
+def lstm(nets: dict[tuple[str, bool], Net]) -> Net:
+    return nets[("lstm", False)]
+
+
+@pytest.fixture(scope="module")
+def lstm_tokens(nets: dict[tuple[str, bool], Net]) -> Net:
+    return nets[("lstm", True)]
+
+
+def encoder_inputs(net: Net, batch: int = BATCH, seed: int = 0) -> np.ndarray:
+    g = np.random.default_rng(seed)
+    if net.tokens:
+        return g.integers(0, VOCAB, size=(batch, ENC_STEPS)).astype("int32")
+    return g.normal(size=(batch, ENC_STEPS, ENC_FEATURES)).astype("float32")
+
+
+def decoder_inputs(net: Net, batch: int = BATCH, seed: int = 1) -> np.ndarray:
+    g = np.random.default_rng(seed)
+    if net.tokens:
+        d = g.integers(0, VOCAB, size=(batch, DEC_STEPS)).astype("int32")
+        d[:, 0] = START_ID
+        return d
+    d = g.normal(size=(batch, DEC_STEPS, FEATURES)).astype("float32")
+    d[:, 0] = START
+    return d
+
+
+def kwargs(net: Net) -> dict[str, Any]:
+    return {"start": START_ID, "feedback": "argmax"} if net.tokens else {"start": START}
+
+
+def caught(train: Any, inference: Any, x: Any, **kw: Any) -> str:
+    with pytest.raises(RNNAssertionError) as info:
+        assert_inference_matches_training(train, inference, x, **kw)
+    return str(info.value)
+
+
+# --------------------------------------------------------------------------- correct wiring passes
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("tokens", [False, True], ids=["regression", "tokens"])
+def test_unrolled_model_passes(nets: dict[tuple[str, bool], Net], cell: str, tokens: bool) -> None:
+    net = nets[(cell, tokens)]
+    assert_inference_matches_training(net.train, unrolled(net), encoder_inputs(net), **kwargs(net))
+
+
+def test_unrolled_model_with_one_stacked_output_passes(lstm: Net) -> None:
+    inference = unrolled(lstm, stacked=True)
+    assert len(inference.outputs) == 1
+    assert_inference_matches_training(lstm.train, inference, encoder_inputs(lstm), start=START)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("tokens", [False, True], ids=["regression", "tokens"])
+def test_tutorial_pair_passes_free_running_and_teacher_forced(
+    nets: dict[tuple[str, bool], Net], cell: str, tokens: bool
+) -> None:
+    net = nets[(cell, tokens)]
+    feedback = "argmax" if tokens else None
+    assert_inference_matches_training(
+        net.train,
+        pair(net),
+        encoder_inputs(net),
+        decoder_inputs=decoder_inputs(net),
+        feedback=feedback,
+    )
+
+
+def test_pair_with_a_callable_feedback_agrees_with_argmax(lstm_tokens: Net) -> None:
+    assert_inference_matches_training(
+        lstm_tokens.train,
+        pair(lstm_tokens),
+        encoder_inputs(lstm_tokens),
+        decoder_inputs=decoder_inputs(lstm_tokens),
+        feedback=lambda y: np.argmax(y, axis=-1),
+    )
+
+
+@pytest.mark.parametrize("teacher", [True, False], ids=["with-decoder_inputs-kw", "free-only"])
+def test_plain_callable_passes(lstm: Net, teacher: bool) -> None:
+    assert_inference_matches_training(
+        lstm.train,
+        plain(lstm, teacher=teacher),
+        encoder_inputs(lstm),
+        decoder_inputs=decoder_inputs(lstm),
+    )
+
+
+def test_plain_callable_token_model_passes(nets: dict[tuple[str, bool], Net]) -> None:
+    net = nets[("gru", True)]
+    assert_inference_matches_training(
+        net.train,
+        plain(net),
+        encoder_inputs(net),
+        decoder_inputs=decoder_inputs(net),
+        feedback="argmax",
+    )
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        START,
+        np.full((FEATURES,), START, "float32"),
+        np.full((BATCH, 1, FEATURES), START, "float32"),
+        np.linspace(-1, 1, BATCH, dtype="float32")[:, None],
+    ],
+    ids=["scalar", "per-feature", "one-step-with-time", "per-sample"],
+)
+def test_start_is_shaped_from_the_input_specs(lstm: Net, start: Any) -> None:
+    assert_inference_matches_training(lstm.train, unrolled(lstm), encoder_inputs(lstm), start=start)
+
+
+def test_default_start_is_decoder_inputs_first_step(lstm: Net) -> None:
+    d = decoder_inputs(lstm)
+    d[:, 0] = np.linspace(-1, 1, BATCH)[:, None]  # a per-sample start, like a last observed value
+    assert_inference_matches_training(
+        lstm.train, pair(lstm), encoder_inputs(lstm), decoder_inputs=d
+    )
+
+
+# --------------------------------------------------------------------------- bugs caught
+
+
+def test_state_reinitialised_every_step_is_caught_at_step_1(
+    nets: dict[tuple[str, bool], Net],
+) -> None:
+    for cell in ("lstm", "gru"):
+        net = nets[(cell, False)]
+        msg = caught(net.train, unrolled(net, "reinit"), encoder_inputs(net), start=START)
+        assert "step 0 agrees, step 1 is the first that differs" in msg
+        assert "the state carried between steps" in msg
+        assert "first mismatch: step 1, sample 0" in msg
+
+
+def test_fresh_untrained_layer_is_caught_at_step_0_and_named(lstm: Net) -> None:
+    msg = caught(lstm.train, unrolled(lstm, "fresh_dense"), encoder_inputs(lstm), start=START)
+    assert "step 0 differs" in msg
+    assert "whose weights are none of train_model's: a fresh (untrained) layer" in msg
+    assert "train_model's 'decoder_dense' (Dense(8)) is not used by the inference" in msg
+
+
+def test_start_value_fed_at_every_step_is_caught_and_recognised(lstm: Net) -> None:
+    msg = caught(lstm.train, unrolled(lstm, "start_every_step"), encoder_inputs(lstm), start=START)
+    assert "step 1 is the first that differs" in msg
+    assert "feeds the start value to every step instead of the previous output" in msg
+
+
+def test_swapped_encoder_states_are_caught_at_step_0(lstm: Net) -> None:
+    x = encoder_inputs(lstm)
+    for inference in (unrolled(lstm, "swap"), pair(lstm, "swap")):
+        msg = caught(lstm.train, inference, x, start=START)
+        assert "step 0 differs" in msg
+        assert "h and c swapped?" in msg
+        assert "first mismatch: step 0" in msg
+
+
+def test_inference_with_its_own_start_value_is_caught(lstm: Net) -> None:
+    msg = caught(lstm.train, plain(lstm, "own_start"), encoder_inputs(lstm), start=START)
+    assert "step 0 differs" in msg
+    assert "started from 0 instead of -1: the inference uses its own start value" in msg
+
+
+def test_start_other_than_trainings_is_caught(lstm: Net) -> None:
+    d = decoder_inputs(lstm)  # training fed -1 at step 0
+    msg = caught(lstm.train, pair(lstm), encoder_inputs(lstm), decoder_inputs=d, start=0.0)
+    assert "start: start=0 but decoder_inputs[:, 0] holds -1" in msg
+    assert "in 4 of 4 samples" in msg
+    # The same inference with training's start passes.
+    assert_inference_matches_training(
+        lstm.train, pair(lstm), encoder_inputs(lstm), decoder_inputs=d, start=START
+    )
+
+
+def test_token_feedback_off_by_one_id_is_caught(lstm_tokens: Net) -> None:
+    net = lstm_tokens
+    msg = caught(net.train, unrolled(net, "id_off_by_one"), encoder_inputs(net), **kwargs(net))
+    assert "step 1 is the first that differs" in msg
+    assert "feedback argmax" in msg
+
+
+def test_token_feedback_one_step_late_is_caught_and_recognised(lstm_tokens: Net) -> None:
+    net = lstm_tokens
+    msg = caught(net.train, plain(net, "lag", teacher=False), encoder_inputs(net), **kwargs(net))
+    assert "step 1 is the first that differs" in msg
+    assert "fed its outputs two steps late" in msg
+
+
+def test_tutorial_decoder_on_a_new_rnn_is_caught_in_both_checks(
+    nets: dict[tuple[str, bool], Net],
+) -> None:
+    for cell in ("lstm", "gru"):
+        net = nets[(cell, False)]
+        msg = caught(
+            net.train, pair(net, "new_rnn"), encoder_inputs(net), decoder_inputs=decoder_inputs(net)
+        )
+        assert "(2 checks fail)" in msg
+        assert "free-running:" in msg and "teacher-forced replay:" in msg
+        assert "step 0 differs" in msg
+        assert "whose weights are none of train_model's" in msg
+        assert "'decoder_rnn'" in msg and "is not used by the inference" in msg
+
+
+def test_seed_answers_fix_feeding_the_lstm_output_is_caught(lstm: Net) -> None:
+    msg = caught(lstm.train, unrolled(lstm, "feed_rnn_output"), encoder_inputs(lstm), start=START)
+    assert "step 1 is the first that differs" in msg
+    assert "the LSTM output instead of the Dense output" in msg
+
+
+def test_step_model_not_carrying_state_fails_teacher_forced_replay(lstm: Net) -> None:
+    msg = caught(
+        lstm.train,
+        pair(lstm, "keep_states"),
+        encoder_inputs(lstm),
+        decoder_inputs=decoder_inputs(lstm),
+    )
+    assert "teacher-forced replay: the inference stepped with decoder_inputs" in msg
+    replay = msg.split("teacher-forced replay:")[1]
+    assert (
+        "the inputs are the same ground truth, so the state carried between steps differs" in replay
+    )
+    assert "first mismatch: step 1" in replay
+
+
+def test_message_names_models_shapes_and_comparison(lstm: Net) -> None:
+    msg = caught(lstm.train, unrolled(lstm, "reinit"), encoder_inputs(lstm), start=START)
+    first, context = msg.splitlines()[:2]
+    assert first == "The inference does not reproduce the training model (1 check fails)."
+    assert "train_model 'train_lstm' (LSTM(8) -> LSTM(8) -> Dense(8))" in context
+    assert "inference: unrolled model 'inference_reinit'" in context
+    assert (
+        "batch 4, 6 encoder steps, 5 decoder steps; start -1 (start); feedback identity" in context
+    )
+    assert "inference" in msg and "training" in msg and "abs diff" in msg
+    assert "mismatched:" in msg and "allowed 1e-05 + 1.3e-06*|training|" in msg
+
+
+def test_all_problems_reported_in_one_error(lstm: Net) -> None:
+    msg = caught(
+        lstm.train,
+        pair(lstm, "new_rnn"),
+        encoder_inputs(lstm),
+        decoder_inputs=decoder_inputs(lstm),
+        start=0.5,
+    )
+    assert "(3 checks fail)" in msg
+    assert (
+        msg.index("free-running:")
+        < msg.index("teacher-forced replay:")
+        < msg.index("start: start=0.5")
+    )
+
+
+def test_looser_tolerance_is_respected(lstm: Net) -> None:
+    x, inference = encoder_inputs(lstm), unrolled(lstm, "reinit")
+    caught(lstm.train, inference, x, start=START, rtol=0.0, atol=1e-3)
+    assert_inference_matches_training(lstm.train, inference, x, start=START, rtol=0.0, atol=10.0)
+
+
+def test_step_hint_is_pure_and_names_the_cause() -> None:
+    assert "encoder states" in step_hint(0, teacher_forced=False)
+    assert "start value" in step_hint(0, teacher_forced=True)
+    assert step_hint(3, teacher_forced=False).startswith("steps 0-2 agree, step 3 is the first")
+    assert "what is fed back" in step_hint(1, teacher_forced=False)
+    assert "what is fed back" not in step_hint(1, teacher_forced=True)
+
+
+# --------------------------------------------------------------------------- bad calls
+
+
+def _bad_calls(net: Net, tok: Net) -> list[tuple[str, Callable[[], Any], type[Exception], str]]:
+    x, d, inf = encoder_inputs(net), decoder_inputs(net), unrolled(net)
+    one_input = keras.Model(net.enc_in, net.enc_states[0])
+    enc_model, step_model = pair(net)
+    a: Any = assert_inference_matches_training  # untyped: the table passes wrong types on purpose
+    gap: Any = teacher_forcing_gap
+    y = d.copy()
+    return [
+        ("train not a model", lambda: a("model", inf, x), TypeError, "train_model"),
+        ("train one input", lambda: a(one_input, inf, x), ValueError, "train_model"),
+        ("inference unknown kind", lambda: a(net.train, 3, x), TypeError, "inference"),
+        (
+            "inference triple",
+            lambda: a(net.train, (enc_model, step_model, step_model), x),
+            TypeError,
+            "inference",
+        ),
+        ("inference one-input model", lambda: a(net.train, one_input, x), ValueError, "inference"),
+        (
+            "pair with mismatched states",
+            lambda: a(net.train, (one_input, step_model), x, decoder_inputs=d),
+            ValueError,
+            "inference",
+        ),
+        (
+            "feedback unknown string",
+            lambda: a(net.train, inf, x, feedback="softmax"),
+            ValueError,
+            "feedback",
+        ),
+        ("feedback wrong type", lambda: a(net.train, inf, x, feedback=3), TypeError, "feedback"),
+        (
+            "identity feedback for tokens",
+            lambda: a(tok.train, unrolled(tok), encoder_inputs(tok)),
+            ValueError,
+            "feedback='argmax'",
+        ),
+        ("encoder_inputs a string", lambda: a(net.train, inf, "x"), TypeError, "encoder_inputs"),
+        ("encoder_inputs rank", lambda: a(net.train, inf, x[..., 0]), ValueError, "encoder_inputs"),
+        (
+            "batch sizes differ",
+            lambda: a(net.train, inf, x, decoder_inputs=d[:2]),
+            ValueError,
+            "decoder_inputs",
+        ),
+        (
+            "decoder steps differ",
+            lambda: a(net.train, inf, x, decoder_inputs=d[:, :3]),
+            ValueError,
+            "decoder_inputs",
+        ),
+        (
+            "decoder features differ",
+            lambda: a(net.train, inf, x, decoder_inputs=d[..., :2]),
+            ValueError,
+            "decoder_inputs",
+        ),
+        (
+            "start wrong shape",
+            lambda: a(net.train, inf, x, start=np.zeros((3, 2))),
+            ValueError,
+            "start",
+        ),
+        ("start a string", lambda: a(net.train, inf, x, start="go"), TypeError, "start"),
+        ("rtol without atol", lambda: a(net.train, inf, x, rtol=1e-3), ValueError, "rtol"),
+        (
+            "unrolled steps differ",
+            lambda: a(net.train, keras.Model(inf.inputs, inf.outputs[:3]), x),
+            ValueError,
+            "inference",
+        ),
+        (
+            "callable steps differ",
+            lambda: a(net.train, lambda e, s: [np.zeros((BATCH, FEATURES))] * 2, x),
+            ValueError,
+            "inference",
+        ),
+        (
+            "callable batch differs",
+            lambda: a(net.train, lambda e, s: np.zeros((2, DEC_STEPS, FEATURES)), x),
+            ValueError,
+            "inference",
+        ),
+        ("targets wrong shape", lambda: gap(net.train, inf, x, y[..., :2]), ValueError, "targets"),
+        ("targets wrong batch", lambda: gap(net.train, inf, x, y[:2]), ValueError, "targets"),
+        ("targets wrong steps", lambda: gap(net.train, inf, x, y[:, :3]), ValueError, "targets"),
+        ("targets not an array", lambda: gap(net.train, inf, x, None), TypeError, "targets"),
+        ("loss unknown", lambda: gap(net.train, inf, x, y, loss="huber"), ValueError, "loss"),
+        ("loss wrong type", lambda: gap(net.train, inf, x, y, loss=2), TypeError, "loss"),
+    ]
+
+
+BAD_CALL_IDS = [
+    "train not a model", "train one input", "inference unknown kind", "inference triple",
+    "inference one-input model", "pair with mismatched states", "feedback unknown string",
+    "feedback wrong type", "identity feedback for tokens", "encoder_inputs a string",
+    "encoder_inputs rank", "batch sizes differ", "decoder steps differ", "decoder features differ",
+    "start wrong shape", "start a string", "rtol without atol", "unrolled steps differ",
+    "callable steps differ", "callable batch differs", "targets wrong shape", "targets wrong batch",
+    "targets wrong steps", "targets not an array", "loss unknown", "loss wrong type",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_CALL_IDS)
+def test_bad_calls_name_the_argument(lstm: Net, lstm_tokens: Net, case: str) -> None:
+    table = {name: (call, exc, arg) for name, call, exc, arg in _bad_calls(lstm, lstm_tokens)}
+    call, exc, arg = table[case]
+    with pytest.raises(exc, match=arg.replace("(", r"\(").replace("[", r"\[")):
+        call()
+
+
+def test_pair_needs_a_step_count(lstm: Net) -> None:
+    open_train = keras.Model(
+        [lstm.enc_in, (d := keras.Input((None, FEATURES)))],
+        lstm.dense(lstm.decoder_rnn(d, initial_state=lstm.enc_states)[0]),
+    )
+    with pytest.raises(ValueError, match="pass decoder_inputs"):
+        assert_inference_matches_training(open_train, pair(lstm), encoder_inputs(lstm), start=START)
+    # With decoder_inputs the open-length training model works.
+    assert_inference_matches_training(
+        open_train, pair(lstm), encoder_inputs(lstm), decoder_inputs=decoder_inputs(lstm)
+    )
+
+
+# --------------------------------------------------------------------------- untouched
+
+
+def _weights(models: list[Any]) -> list[np.ndarray]:
+    return [np.array(w.numpy()) for m in models for w in m.weights]
+
+
+@pytest.mark.parametrize("bug", [None, "reinit"], ids=["passing", "failing"])
+def test_models_and_global_rng_untouched(lstm: Net, bug: str | None) -> None:
+    inference = unrolled(lstm, bug)
+    enc_model, step_model = pair(lstm)
+    models = [lstm.train, inference, enc_model, step_model]
+    before = _weights(models)
+    random.seed(3)
+    np.random.seed(3)
+    py_state, np_state = random.getstate(), np.random.get_state()
+    compiled_before = [m.compiled for m in models]
+    for call in (
+        lambda: assert_inference_matches_training(
+            lstm.train, inference, encoder_inputs(lstm), start=START
+        ),
+        lambda: teacher_forcing_gap(
+            lstm.train, (enc_model, step_model), encoder_inputs(lstm), decoder_inputs(lstm)
+        ),
+    ):
+        try:
+            call()
+        except RNNAssertionError:
+            assert bug is not None
+    assert random.getstate() == py_state
+    np_after: Any = np.random.get_state()
+    expected: Any = np_state
+    assert np_after[0] == expected[0] and np.array_equal(np_after[1], expected[1])
+    for a, b in zip(before, _weights(models)):
+        np.testing.assert_array_equal(a, b)
+    assert [m.compiled for m in models] == compiled_before
+
+
+@pytest.mark.parametrize("bug", [None, "reinit"], ids=["passing", "failing"])
+def test_stateful_rnn_states_restored(bug: str | None) -> None:
+    with _keras.rng_guard():
+        net = build_net("lstm", False, batch=BATCH, stateful=True)
+        inference = unrolled(net, bug, batch=BATCH)
+    x = encoder_inputs(net)
+    net.train([x, decoder_inputs(net)])  # creates the states
+    g = np.random.default_rng(5)
+    for _, layer in _keras.stateful_layers(net.train):
+        for s in layer.states:
+            s.assign(g.normal(size=s.shape).astype("float32"))
+    before = _keras.get_states(net.train)
+    try:
+        assert_inference_matches_training(net.train, inference, x, start=START)
+        assert bug is None
+    except RNNAssertionError as exc:
+        assert bug is not None and "step 1 is the first that differs" in str(exc)
+    after = _keras.get_states(net.train)
+    assert before.keys() == after.keys()
+    for key in before:
+        for a, b in zip(before[key], after[key]):
+            np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- teacher_forcing_gap
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) - b) ** 2))
+
+
+def test_gap_losses_are_the_training_and_inference_losses(lstm: Net) -> None:
+    x, targets = (
+        encoder_inputs(lstm),
+        np.random.default_rng(9).normal(size=(BATCH, DEC_STEPS, FEATURES)),
+    )
+    inference = unrolled(lstm)
+    gap = teacher_forcing_gap(lstm.train, inference, x, targets, start=START)
+    shifted = np.concatenate([np.full((BATCH, 1, FEATURES), START), targets[:, :-1]], axis=1)
+    teacher_out = np.asarray(lstm.train([x, shifted.astype("float32")]))
+    free_out = np.stack(
+        [np.asarray(o) for o in inference([x, np.full((BATCH, 1, FEATURES), START, "float32")])], 1
+    )
+    assert gap.teacher_forced_loss == pytest.approx(_mse(teacher_out, targets), rel=1e-5)
+    assert gap.free_running_loss == pytest.approx(_mse(free_out, targets), rel=1e-5)
+    assert gap.steps == DEC_STEPS and gap.loss == "mse"
+    assert gap.teacher_forced_per_step.shape == gap.free_running_per_step.shape == (DEC_STEPS,)
+    per_step = ((teacher_out - targets) ** 2).mean(axis=(0, 2))
+    np.testing.assert_allclose(gap.teacher_forced_per_step, per_step, rtol=1e-5)
+    # Step 0 gets the same input (start) in both runs.
+    assert gap.teacher_forced_per_step[0] == pytest.approx(gap.free_running_per_step[0], rel=1e-5)
+    assert gap.wiring_consistent is True and gap.first_differing_step is None
+    text = str(gap)
+    assert "teacher forcing gap: loss 'mse', 5 decoder steps" in text
+    assert "teacher-forced" in text and "free-running" in text and "\n     all" in text
+    assert text.splitlines()[-1] == gap.verdict
+
+
+def test_gap_uses_decoder_inputs_when_given(lstm: Net) -> None:
+    x, d = encoder_inputs(lstm), decoder_inputs(lstm)
+    targets = np.concatenate([d[:, 1:], d[:, -1:]], axis=1)
+    by_targets = teacher_forcing_gap(lstm.train, pair(lstm), x, targets, start=START)
+    by_inputs = teacher_forcing_gap(lstm.train, pair(lstm), x, targets, decoder_inputs=d)
+    assert by_inputs.teacher_forced_loss == pytest.approx(by_targets.teacher_forced_loss, rel=1e-6)
+    assert by_inputs.free_running_loss == pytest.approx(by_targets.free_running_loss, rel=1e-6)
+
+
+def test_gap_reports_a_wiring_bug_instead_of_exposure_bias(lstm: Net) -> None:
+    x, targets = encoder_inputs(lstm), decoder_inputs(lstm)
+    gap = teacher_forcing_gap(lstm.train, unrolled(lstm, "reinit"), x, targets, start=START)
+    assert gap.wiring_consistent is False and gap.first_differing_step == 1
+    assert gap.verdict.startswith("Wiring bug, not exposure bias")
+    assert "first differs at step 1" in str(gap)
+
+
+def test_gap_crossentropy_on_ids_and_one_hot_targets(lstm_tokens: Net) -> None:
+    net, x = lstm_tokens, encoder_inputs(lstm_tokens)
+    target_ids = np.random.default_rng(4).integers(0, VOCAB, size=(BATCH, DEC_STEPS))
+    one_hot = np.eye(VOCAB)[target_ids]
+    by_ids = teacher_forcing_gap(
+        net.train, pair(net), x, target_ids, loss="crossentropy", **kwargs(net)
+    )
+    by_hot = teacher_forcing_gap(
+        net.train, pair(net), x, one_hot, loss="crossentropy", **kwargs(net)
+    )
+    assert by_ids.wiring_consistent is True
+    assert by_ids.teacher_forced_loss == pytest.approx(by_hot.teacher_forced_loss, rel=1e-6)
+    assert by_ids.free_running_loss == pytest.approx(by_hot.free_running_loss, rel=1e-6)
+    np.testing.assert_allclose(
+        by_ids.free_running_per_step, by_hot.free_running_per_step, rtol=1e-6
+    )
+    # Untrained softmax over 12 tokens: about log(12) per step.
+    assert by_ids.teacher_forced_loss == pytest.approx(np.log(VOCAB), rel=0.2)
+
+
+def test_gap_callable_loss_per_step(lstm: Net) -> None:
+    x, targets = encoder_inputs(lstm), decoder_inputs(lstm)
+
+    def seed_loss(y_true: Any, y_pred: Any) -> Any:  # seed 000 style: a Keras-ops loss
+        return ops.mean(ops.square(y_true - y_pred))
+
+    mine = teacher_forcing_gap(lstm.train, unrolled(lstm), x, targets, loss=seed_loss, start=START)
+    builtin = teacher_forcing_gap(lstm.train, unrolled(lstm), x, targets, loss="mse", start=START)
+    assert mine.loss == "seed_loss"
+    assert mine.teacher_forced_loss == pytest.approx(builtin.teacher_forced_loss, rel=1e-5)
+    np.testing.assert_allclose(mine.free_running_per_step, builtin.free_running_per_step, rtol=1e-5)
+
+
+def _gap(tf: list[float], fr: list[float], wiring: bool | None = True) -> TeacherForcingGap:
+    return TeacherForcingGap(
+        teacher_forced_loss=float(np.mean(tf)),
+        free_running_loss=float(np.mean(fr)),
+        teacher_forced_per_step=np.array(tf),
+        free_running_per_step=np.array(fr),
+        steps=len(tf),
+        wiring_consistent=wiring,
+        first_differing_step=None if wiring is not False else 2,
+    )
+
+
+def test_gap_verdicts() -> None:
+    bias = _gap([0.04, 0.045, 0.05], [0.04, 0.15, 0.3])
+    assert bias.verdict.startswith("Exposure bias, not a bug")
+    assert "the wiring check passes" in bias.verdict
+    assert "0.04 at step 0 -> 0.3 at step 2" in bias.verdict
+    assert bias.ratio == pytest.approx(0.49 / 0.135)
+    none = _gap([0.04, 0.05], [0.04, 0.051])
+    assert none.verdict.startswith("No exposure-bias gap")
+    unchecked = _gap([0.04, 0.05], [0.04, 0.5], wiring=None)
+    assert "if assert_inference_matches_training passes" in unchecked.verdict
+    bug = _gap([0.04, 0.05, 0.06], [0.04, 0.05, 0.9], wiring=False)
+    assert "first differs at step 2" in bug.verdict
+    assert _gap([0.0], [0.0]).ratio == 1.0
+
+
+def test_gap_table_is_capped() -> None:
+    curve = list(np.linspace(0.01, 0.5, 40))
+    text = _gap(curve, [2 * c for c in curve]).table()
+    rows = [line for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 12
+    assert rows[0].split()[0] == "0" and rows[-1].split()[0] == "39"
+    assert "(12 of 40 steps shown)" in text
+
+
+def test_gap_result_is_frozen(lstm: Net) -> None:
+    gap = _gap([0.1, 0.2], [0.1, 0.3])
+    with pytest.raises(AttributeError):
+        gap.steps = 3  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_pytest_run_shows_the_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import keras
+        import numpy as np
+        import pytest
+        from keras import layers as L
+        from pytest_rnn._seq2seq import assert_inference_matches_training
+
+        enc_lstm = L.LSTM(4, return_state=True)
+        dec_lstm = L.LSTM(4, return_sequences=True, return_state=True)
+        dense = L.Dense(1)
+        ei = keras.Input((5, 2))
+        _, h0, c0 = enc_lstm(ei)
+        di = keras.Input((3, 1))
+        train = keras.Model([ei, di], dense(dec_lstm(di, initial_state=[h0, c0])[0]))
+
+        def inference(reinit):
+            s = keras.Input((1, 1))
+            cur, h, c, outs = s, h0, c0, []
+            for _ in range(3):
+                if reinit:
+                    h, c = h0, c0
+                out, h, c = dec_lstm(cur, initial_state=[h, c])
+                cur = dense(out)
+                outs.append(cur)
+            return keras.Model([ei, s], outs)
+
+        x = np.random.default_rng(0).normal(size=(2, 5, 2)).astype("float32")
+
+        def test_right():
+            assert_inference_matches_training(train, inference(False), x, start=-1)
+
+        def test_wrong():
+            assert_inference_matches_training(train, inference(True), x, start=-1)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-o", "addopts=")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*RNNAssertionError: The inference does not reproduce the training model*",
+            "*step 0 agrees, step 1 is the first that differs*",
+        ]
+    )
+    assert "_seq2seq.py" not in result.stdout.str()  # __tracebackhide__: the user's line only
