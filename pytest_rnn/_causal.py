@@ -1331,7 +1331,7 @@ def assert_windows_causal(
         >>> pytest_rnn.assert_windows_causal(make_windows, np.sin(np.arange(50.0)))
         RNNAssertionError: Windows show their targets to their inputs: 40/40 windows ...
           window 0: inputs read positions 0-9; target reads position 9
-          ... off-by-one: the target is the last input position; use s[i + window]
+          What it usually means: off-by-one: the target is the last input position. ...
     """
     __tracebackhide__ = True
     _check_function(make_windows, "make_windows", "windows", "series -> (inputs, targets)")
