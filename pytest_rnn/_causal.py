@@ -1185,7 +1185,10 @@ def assert_model_causal(
             return None
         changed, change = _merge(each)
         found = _suffix_leaks(changed, change, batch, trials)
-        located = _localise(mr, batch, mask, donor, trials)
+        try:
+            located = _localise(mr, batch, mask, donor, trials)
+        except Exception as exc:  # the probe reads Keras graph internals; never hide the leak
+            located = [f"  (could not probe layers one by one: {type(exc).__name__}: {exc})"]
         grid: list[str] = []
         if batch.steps <= GRID_STEPS:
             per = _per_sample_map(mr.call, batch, trials, seed, mr.tolerances)
