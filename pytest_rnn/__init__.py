@@ -3,7 +3,11 @@
 Assertions for Keras 3 sequence models, to call inside your own tests:
 
 - :func:`assert_stateful_equals_batch`: a stateful streaming copy agrees with
-  the batch model, chunk by chunk.
+  the batch model, chunk by chunk (seed 003).
+- :func:`assert_inference_matches_training`: a seq2seq inference graph is the
+  function that was trained; :func:`teacher_forcing_gap` explains the rest (seed 000).
+- :func:`assert_labels_causal`, :func:`assert_model_causal`,
+  :func:`assert_windows_causal`: labels depend only on steps the model can see (seed 001).
 
 Helpers for stateful models (Keras 3 removed ``Model.reset_states``):
 :func:`reset_states`, :func:`get_states`, :func:`set_states`,
@@ -17,23 +21,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_rnn._causal import DependenceMap as DependenceMap
+from pytest_rnn._causal import assert_labels_causal as assert_labels_causal
+from pytest_rnn._causal import assert_model_causal as assert_model_causal
+from pytest_rnn._causal import assert_windows_causal as assert_windows_causal
+from pytest_rnn._causal import dependence_map as dependence_map
 from pytest_rnn._errors import RNNAssertionError as RNNAssertionError
 from pytest_rnn._keras import get_states as get_states
 from pytest_rnn._keras import reset_states as reset_states
 from pytest_rnn._keras import set_states as set_states
 from pytest_rnn._keras import stateful_twin as stateful_twin
+from pytest_rnn._seq2seq import TeacherForcingGap as TeacherForcingGap
+from pytest_rnn._seq2seq import (
+    assert_inference_matches_training as assert_inference_matches_training,
+)
+from pytest_rnn._seq2seq import teacher_forcing_gap as teacher_forcing_gap
 from pytest_rnn._stateful import assert_stateful_equals_batch as assert_stateful_equals_batch
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DependenceMap",
     "RNNAssertionError",
     "ResetStatesCallback",
+    "TeacherForcingGap",
+    "assert_inference_matches_training",
+    "assert_labels_causal",
+    "assert_model_causal",
     "assert_stateful_equals_batch",
+    "assert_windows_causal",
+    "dependence_map",
     "get_states",
     "reset_states",
     "set_states",
     "stateful_twin",
+    "teacher_forcing_gap",
 ]
 
 
