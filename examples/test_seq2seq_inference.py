@@ -27,8 +27,7 @@ from hypothesis import given, settings
 from keras.layers import LSTM, Dense, Input, Reshape
 from keras.models import Model
 
-from pytest_rnn import RNNAssertionError
-from pytest_rnn._seq2seq import assert_inference_matches_training, teacher_forcing_gap
+from pytest_rnn import RNNAssertionError, assert_inference_matches_training, teacher_forcing_gap
 from pytest_rnn.strategies import rnn_settings, sequence_shapes, sequences
 
 # The seed's names. The decoder's feature size equals latent_dim only so that
