@@ -55,6 +55,10 @@ class Tolerance:
 
 
 def _dtype_name(dtype: Any) -> str:
+    try:  # numpy dtypes, scalar types (np.float64) and names ("float32", "bfloat16")
+        return np.dtype(dtype).name
+    except TypeError:  # TensorFlow and torch dtype objects
+        pass
     name = getattr(dtype, "name", None) or str(dtype)
     return str(name).replace("tf.", "").replace("torch.", "")
 
@@ -184,7 +188,7 @@ def compare(
     e64 = e.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a64 - e64)
-        close = diff <= tolerance.allowed(e64)
+        close = np.isfinite(a64) & np.isfinite(e64) & (diff <= tolerance.allowed(e64))
     both_nan = np.isnan(a64) & np.isnan(e64)
     same_inf = np.isinf(a64) & (a64 == e64)
     close |= both_nan | same_inf
@@ -203,13 +207,14 @@ def compare(
     if e.ndim >= 2:
         order = [1, 0, *range(2, e.ndim)]
     bad_idx = np.argwhere(bad)
-    bad_idx = bad_idx[np.lexsort(tuple(bad_idx[:, ax] for ax in reversed(order)))]
+    if e.ndim:
+        bad_idx = bad_idx[np.lexsort(tuple(bad_idx[:, ax] for ax in reversed(order)))]
     first = tuple(int(i) for i in bad_idx[0])
 
-    diff_bad = np.where(bad, np.nan_to_num(diff, nan=np.inf), -1.0)
+    diff_bad = np.where(bad, np.nan_to_num(diff, nan=np.inf, posinf=np.inf), -1.0)
     max_abs_at = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff_bad)), e.shape))
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(bad, np.nan_to_num(diff / np.abs(e64), nan=np.inf), -1.0)
+        rel = np.where(bad, np.nan_to_num(diff / np.abs(e64), nan=np.inf, posinf=np.inf), -1.0)
     max_rel_at = tuple(int(i) for i in np.unravel_index(int(np.argmax(rel)), e.shape))
     rows = tuple(
         (tuple(int(i) for i in idx), float(a64[tuple(idx)]), float(e64[tuple(idx)]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -67,6 +68,35 @@ def configure(*, seed: str | None, rtol: str | None, atol: str | None) -> None:
     settings.rtol, settings.atol, settings.seed = r, a, s
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Session settings and the Hypothesis profile, to put back when a session ends."""
+
+    settings: Settings
+    hypothesis_profile: str | None
+
+
+def snapshot() -> Snapshot:
+    """The current settings (and Hypothesis profile name, if Hypothesis is loaded)."""
+    profile = None
+    hypothesis = sys.modules.get("hypothesis")
+    if hypothesis is not None:
+        profile = hypothesis.settings.get_current_profile_name()
+    return Snapshot(Settings(settings.rtol, settings.atol, settings.seed), profile)
+
+
+def restore(saved: Snapshot) -> None:
+    """Put back what :func:`snapshot` saw: a session's options do not outlive it."""
+    settings.rtol, settings.atol, settings.seed = (
+        saved.settings.rtol,
+        saved.settings.atol,
+        saved.settings.seed,
+    )
+    hypothesis = sys.modules.get("hypothesis")
+    if hypothesis is not None and saved.hypothesis_profile is not None:
+        hypothesis.settings.load_profile(saved.hypothesis_profile)
+
+
 def header() -> str:
     """The line pytest prints in its report header."""
     tol = (
@@ -88,10 +118,16 @@ def load_hypothesis_profile() -> None:
     from hypothesis import HealthCheck
     from hypothesis import settings as hyp_settings
 
+    if hyp_settings.get_current_profile_name() != "default":
+        return  # the user chose a profile (--hypothesis-profile or conftest): it wins
     hyp_settings.register_profile(
         HYPOTHESIS_PROFILE,
         deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
     )
     hyp_settings.load_profile(HYPOTHESIS_PROFILE)
 

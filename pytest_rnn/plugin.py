@@ -57,16 +57,30 @@ def _option(config: pytest.Config, name: str) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+_SAVED = pytest.StashKey[_config.Snapshot]()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    _config.configure(
-        seed=_option(config, "seed"),
-        rtol=_option(config, "rtol"),
-        atol=_option(config, "atol"),
-    )
+    config.stash[_SAVED] = _config.snapshot()
+    try:
+        _config.configure(
+            seed=_option(config, "seed"),
+            rtol=_option(config, "rtol"),
+            atol=_option(config, "atol"),
+        )
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     if config.getini("rnn_hypothesis_profile") and not config.getoption(
         "--rnn-no-hypothesis-profile"
     ):
         _config.load_hypothesis_profile()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    saved = config.stash.get(_SAVED, None)
+    if saved is not None:
+        _config.restore(saved)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -94,12 +94,6 @@ def test_options_and_ini_reach_header_and_settings(
     result.assert_outcomes(passed=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the plugin has no pytest_unconfigure: a session's --rnn-* values stay in "
-    "_config.settings after it ends (seen by the outer session after an in-process run)",
-)
 def test_session_settings_do_not_outlive_the_session(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok():\n    pass")
     result = pytester.runpytest_inprocess("--rnn-rtol", "0.1", "--rnn-atol", "0.2")
@@ -133,12 +127,6 @@ def test_bad_values_stop_the_session(
     assert "test_never_runs" not in output  # stopped before collecting
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="plugin.pytest_configure lets _config.configure's ValueError escape: pytest "
-    "prints an INTERNALERROR traceback and exits 3, not a usage error (exit 4)",
-)
 @pytest.mark.parametrize(("args", "ini_text", "fragment"), BAD_VALUES.values(), ids=BAD_VALUES)
 def test_bad_values_are_usage_errors(
     pytester: pytest.Pytester, args: tuple[str, ...], ini_text: str | None, fragment: str
@@ -213,13 +201,6 @@ def test_hypothesis_profile_can_be_switched_off(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the plugin loads its profile in pytest_configure after the user's choice "
-    "(root conftest runs earlier; Hypothesis' own pytest_configure ran first), so it "
-    "silently replaces the user's profile",
-)
 @pytest.mark.parametrize(
     ("conftest", "args"),
     [
