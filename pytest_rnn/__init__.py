@@ -8,6 +8,8 @@ Assertions for Keras 3 sequence models, to call inside your own tests:
   function that was trained; :func:`teacher_forcing_gap` explains the rest (seed 000).
 - :func:`assert_labels_causal`, :func:`assert_model_causal`,
   :func:`assert_windows_causal`: labels depend only on steps the model can see (seed 001).
+- :func:`assert_fit_equivalent`, :func:`assert_training_reproducible`: training
+  that can be resumed and repeated (seed 002).
 
 Helpers for stateful models (Keras 3 removed ``Model.reset_states``):
 :func:`reset_states`, :func:`get_states`, :func:`set_states`,
@@ -27,6 +29,8 @@ from pytest_rnn._causal import assert_model_causal as assert_model_causal
 from pytest_rnn._causal import assert_windows_causal as assert_windows_causal
 from pytest_rnn._causal import dependence_map as dependence_map
 from pytest_rnn._errors import RNNAssertionError as RNNAssertionError
+from pytest_rnn._fit import assert_fit_equivalent as assert_fit_equivalent
+from pytest_rnn._fit import assert_training_reproducible as assert_training_reproducible
 from pytest_rnn._keras import get_states as get_states
 from pytest_rnn._keras import reset_states as reset_states
 from pytest_rnn._keras import set_states as set_states
@@ -45,10 +49,12 @@ __all__ = [
     "RNNAssertionError",
     "ResetStatesCallback",
     "TeacherForcingGap",
+    "assert_fit_equivalent",
     "assert_inference_matches_training",
     "assert_labels_causal",
     "assert_model_causal",
     "assert_stateful_equals_batch",
+    "assert_training_reproducible",
     "assert_windows_causal",
     "dependence_map",
     "get_states",
