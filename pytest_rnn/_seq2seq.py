@@ -104,6 +104,20 @@ def _describe_values(arr: np.ndarray) -> str:
     return f"array of shape {_fmt_shape(np.shape(arr))}"
 
 
+def _check_encoder_input(spec: Any, enc: np.ndarray, what: str) -> None:
+    """``what``'s input must take ``encoder_inputs``; ValueError naming ``inference``."""
+    want = _shape(spec)
+    if len(want) != enc.ndim or any(
+        w is not None and w != g for w, g in zip(want[2:], enc.shape[2:])
+    ):
+        raise ValueError(
+            f"inference: {what} takes {_fmt_shape(want)} but encoder_inputs has shape "
+            f"{enc.shape}; a decoder step model alone is not an inference: pass "
+            "(encoder_model, decoder_step_model), an unrolled model [encoder_inputs, start] "
+            "-> outputs, or a callable"
+        )
+
+
 def _has_time_axis(rank: int, per_step: tuple[Any, ...], what: str, arg: str) -> bool:
     """Whether a tensor of ``rank`` (batch included) holds one step with a time axis of 1."""
     if rank == len(per_step) + 2:
@@ -262,6 +276,9 @@ class _Inference:
     def static_steps(self, out_rank: int) -> int | None:
         return None
 
+    def check_encoder(self, enc: np.ndarray) -> None:
+        """The inference takes ``encoder_inputs``; ValueError naming ``inference``."""
+
     def check(self, case: _Case) -> None:
         """Shape checks that need the case; ValueError naming ``inference``."""
 
@@ -298,6 +315,9 @@ class _Unrolled(_Inference):
         if rank == out_rank:
             return _shape(outs[0])[1]
         return 1 if rank == out_rank - 1 else None
+
+    def check_encoder(self, enc: np.ndarray) -> None:
+        _check_encoder_input(self.model.inputs[0], enc, "the unrolled model's first input")
 
     def check(self, case: _Case) -> None:
         spec = self.model.inputs[1]
@@ -339,6 +359,9 @@ class _StepPair(_Inference):
             f"encoder_model {K.describe_model(self.encoder)} + decoder_step_model "
             f"{K.describe_model(self.step)}"
         )
+
+    def check_encoder(self, enc: np.ndarray) -> None:
+        _check_encoder_input(self.encoder.inputs[0], enc, "encoder_model")
 
     def check(self, case: _Case) -> None:
         prev = self.step.inputs[0]
@@ -601,6 +624,7 @@ def _prepare(
             f"{_fmt_shape(_shape(enc_spec))}"
         )
     enc = enc.astype(np.dtype(enc_spec.dtype), copy=False)
+    form.check_encoder(enc)
     batch = enc.shape[0]
     dec_shape = _shape(dec_spec)
     dec = None

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -256,25 +258,31 @@ def test_pair_with_a_callable_feedback_agrees_with_argmax(lstm_tokens: Net) -> N
     )
 
 
-@pytest.mark.parametrize("teacher", [True, False], ids=["with-decoder_inputs-kw", "free-only"])
-def test_plain_callable_passes(lstm: Net, teacher: bool) -> None:
-    assert_inference_matches_training(
-        lstm.train,
-        plain(lstm, teacher=teacher),
-        encoder_inputs(lstm),
-        decoder_inputs=decoder_inputs(lstm),
-    )
-
-
-def test_plain_callable_token_model_passes(nets: dict[tuple[str, bool], Net]) -> None:
-    net = nets[("gru", True)]
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("tokens", [False, True], ids=["regression", "tokens"])
+def test_plain_callable_passes_free_running_and_teacher_forced(
+    nets: dict[tuple[str, bool], Net], cell: str, tokens: bool
+) -> None:
+    net = nets[(cell, tokens)]
     assert_inference_matches_training(
         net.train,
         plain(net),
         encoder_inputs(net),
         decoder_inputs=decoder_inputs(net),
-        feedback="argmax",
+        feedback="argmax" if tokens else None,
     )
+
+
+def test_plain_callable_without_decoder_inputs_keyword_runs_free_only(lstm: Net) -> None:
+    free_only = plain(lstm, teacher=False)
+    assert_inference_matches_training(
+        lstm.train, free_only, encoder_inputs(lstm), decoder_inputs=decoder_inputs(lstm)
+    )
+    # A teacher-forcing bug is invisible to a free-only callable, but free running sees the start.
+    msg = caught(
+        lstm.train, plain(lstm, "own_start", teacher=False), encoder_inputs(lstm), start=START
+    )
+    assert "free-running:" in msg and "teacher-forced replay" not in msg
 
 
 @pytest.mark.parametrize(
@@ -448,115 +456,66 @@ def test_step_hint_is_pure_and_names_the_cause() -> None:
 # --------------------------------------------------------------------------- bad calls
 
 
-def _bad_calls(net: Net, tok: Net) -> list[tuple[str, Callable[[], Any], type[Exception], str]]:
-    x, d, inf = encoder_inputs(net), decoder_inputs(net), unrolled(net)
-    one_input = keras.Model(net.enc_in, net.enc_states[0])
-    enc_model, step_model = pair(net)
-    a: Any = assert_inference_matches_training  # untyped: the table passes wrong types on purpose
-    gap: Any = teacher_forcing_gap
-    y = d.copy()
-    return [
-        ("train not a model", lambda: a("model", inf, x), TypeError, "train_model"),
-        ("train one input", lambda: a(one_input, inf, x), ValueError, "train_model"),
-        ("inference unknown kind", lambda: a(net.train, 3, x), TypeError, "inference"),
-        (
-            "inference triple",
-            lambda: a(net.train, (enc_model, step_model, step_model), x),
-            TypeError,
-            "inference",
-        ),
-        ("inference one-input model", lambda: a(net.train, one_input, x), ValueError, "inference"),
-        (
-            "pair with mismatched states",
-            lambda: a(net.train, (one_input, step_model), x, decoder_inputs=d),
-            ValueError,
-            "inference",
-        ),
-        (
-            "feedback unknown string",
-            lambda: a(net.train, inf, x, feedback="softmax"),
-            ValueError,
-            "feedback",
-        ),
-        ("feedback wrong type", lambda: a(net.train, inf, x, feedback=3), TypeError, "feedback"),
-        (
-            "identity feedback for tokens",
-            lambda: a(tok.train, unrolled(tok), encoder_inputs(tok)),
-            ValueError,
-            "feedback='argmax'",
-        ),
-        ("encoder_inputs a string", lambda: a(net.train, inf, "x"), TypeError, "encoder_inputs"),
-        ("encoder_inputs rank", lambda: a(net.train, inf, x[..., 0]), ValueError, "encoder_inputs"),
-        (
-            "batch sizes differ",
-            lambda: a(net.train, inf, x, decoder_inputs=d[:2]),
-            ValueError,
-            "decoder_inputs",
-        ),
-        (
-            "decoder steps differ",
-            lambda: a(net.train, inf, x, decoder_inputs=d[:, :3]),
-            ValueError,
-            "decoder_inputs",
-        ),
-        (
-            "decoder features differ",
-            lambda: a(net.train, inf, x, decoder_inputs=d[..., :2]),
-            ValueError,
-            "decoder_inputs",
-        ),
-        (
-            "start wrong shape",
-            lambda: a(net.train, inf, x, start=np.zeros((3, 2))),
-            ValueError,
-            "start",
-        ),
-        ("start a string", lambda: a(net.train, inf, x, start="go"), TypeError, "start"),
-        ("rtol without atol", lambda: a(net.train, inf, x, rtol=1e-3), ValueError, "rtol"),
-        (
-            "unrolled steps differ",
-            lambda: a(net.train, keras.Model(inf.inputs, inf.outputs[:3]), x),
-            ValueError,
-            "inference",
-        ),
-        (
-            "callable steps differ",
-            lambda: a(net.train, lambda e, s: [np.zeros((BATCH, FEATURES))] * 2, x),
-            ValueError,
-            "inference",
-        ),
-        (
-            "callable batch differs",
-            lambda: a(net.train, lambda e, s: np.zeros((2, DEC_STEPS, FEATURES)), x),
-            ValueError,
-            "inference",
-        ),
-        ("targets wrong shape", lambda: gap(net.train, inf, x, y[..., :2]), ValueError, "targets"),
-        ("targets wrong batch", lambda: gap(net.train, inf, x, y[:2]), ValueError, "targets"),
-        ("targets wrong steps", lambda: gap(net.train, inf, x, y[:, :3]), ValueError, "targets"),
-        ("targets not an array", lambda: gap(net.train, inf, x, None), TypeError, "targets"),
-        ("loss unknown", lambda: gap(net.train, inf, x, y, loss="huber"), ValueError, "loss"),
-        ("loss wrong type", lambda: gap(net.train, inf, x, y, loss=2), TypeError, "loss"),
-    ]
+@pytest.fixture(scope="module")
+def bad(lstm: Net, lstm_tokens: Net) -> SimpleNamespace:
+    """What the table of bad calls calls with: a net, its inputs, and wrong things."""
+    y_prev, h = keras.Input((1, FEATURES)), keras.Input((LATENT,))
+    return SimpleNamespace(
+        a=assert_inference_matches_training,
+        gap=teacher_forcing_gap,
+        train=lstm.train,
+        inf=unrolled(lstm),
+        x=encoder_inputs(lstm),
+        d=decoder_inputs(lstm),
+        tok=lstm_tokens,
+        one_input=keras.Model(lstm.enc_in, lstm.enc_states[0]),
+        step=pair(lstm)[1],
+        gru_step=keras.Model([y_prev, h], L.GRU(LATENT)(y_prev, initial_state=h)),
+    )
 
 
-BAD_CALL_IDS = [
-    "train not a model", "train one input", "inference unknown kind", "inference triple",
-    "inference one-input model", "pair with mismatched states", "feedback unknown string",
-    "feedback wrong type", "identity feedback for tokens", "encoder_inputs a string",
-    "encoder_inputs rank", "batch sizes differ", "decoder steps differ", "decoder features differ",
-    "start wrong shape", "start a string", "rtol without atol", "unrolled steps differ",
-    "callable steps differ", "callable batch differs", "targets wrong shape", "targets wrong batch",
-    "targets wrong steps", "targets not an array", "loss unknown", "loss wrong type",
-]  # fmt: skip
+# (case, call, exception, fragment of the message naming the argument)
+# fmt: off
+BAD_CALLS: list[tuple[str, Callable[[Any], Any], type[Exception], str]] = [
+    ("train not a model", lambda b: b.a("model", b.inf, b.x), TypeError, "train_model"),
+    ("train one input", lambda b: b.a(b.one_input, b.inf, b.x), ValueError, "train_model"),
+    ("inference unknown kind", lambda b: b.a(b.train, 3, b.x), TypeError, "inference"),
+    ("inference triple", lambda b: b.a(b.train, (b.step, b.step, b.step), b.x), TypeError, "inference"),
+    ("inference one-input model", lambda b: b.a(b.train, b.one_input, b.x), ValueError, "inference"),
+    ("step model alone", lambda b: b.a(b.train, b.gru_step, b.x), ValueError, "decoder step model alone"),
+    ("pair with mismatched states", lambda b: b.a(b.train, (b.one_input, b.step), b.x, decoder_inputs=b.d), ValueError, "inference"),
+    ("feedback unknown string", lambda b: b.a(b.train, b.inf, b.x, feedback="softmax"), ValueError, "feedback"),
+    ("feedback wrong type", lambda b: b.a(b.train, b.inf, b.x, feedback=3), TypeError, "feedback"),
+    ("identity feedback for tokens", lambda b: b.a(b.tok.train, unrolled(b.tok), encoder_inputs(b.tok)), ValueError, "feedback='argmax'"),
+    ("encoder_inputs a string", lambda b: b.a(b.train, b.inf, "x"), TypeError, "encoder_inputs"),
+    ("encoder_inputs rank", lambda b: b.a(b.train, b.inf, b.x[..., 0]), ValueError, "encoder_inputs"),
+    ("batch sizes differ", lambda b: b.a(b.train, b.inf, b.x, decoder_inputs=b.d[:2]), ValueError, "decoder_inputs"),
+    ("decoder steps differ", lambda b: b.a(b.train, b.inf, b.x, decoder_inputs=b.d[:, :3]), ValueError, "decoder_inputs"),
+    ("decoder features differ", lambda b: b.a(b.train, b.inf, b.x, decoder_inputs=b.d[..., :2]), ValueError, "decoder_inputs"),
+    ("start wrong shape", lambda b: b.a(b.train, b.inf, b.x, start=np.zeros((3, 2))), ValueError, "start"),
+    ("start a string", lambda b: b.a(b.train, b.inf, b.x, start="go"), TypeError, "start"),
+    ("rtol without atol", lambda b: b.a(b.train, b.inf, b.x, rtol=1e-3), ValueError, "rtol"),
+    ("unrolled steps differ", lambda b: b.a(b.train, keras.Model(b.inf.inputs, b.inf.outputs[:3]), b.x), ValueError, "inference"),
+    ("callable steps differ", lambda b: b.a(b.train, lambda e, s: [np.zeros((BATCH, FEATURES))] * 2, b.x), ValueError, "inference"),
+    ("callable batch differs", lambda b: b.a(b.train, lambda e, s: np.zeros((2, DEC_STEPS, FEATURES)), b.x), ValueError, "inference"),
+    ("targets wrong shape", lambda b: b.gap(b.train, b.inf, b.x, b.d[..., :2]), ValueError, "targets"),
+    ("targets wrong batch", lambda b: b.gap(b.train, b.inf, b.x, b.d[:2]), ValueError, "targets"),
+    ("targets wrong steps", lambda b: b.gap(b.train, b.inf, b.x, b.d[:, :3]), ValueError, "targets"),
+    ("targets not an array", lambda b: b.gap(b.train, b.inf, b.x, None), TypeError, "targets"),
+    ("loss unknown", lambda b: b.gap(b.train, b.inf, b.x, b.d, loss="huber"), ValueError, "loss"),
+    ("loss wrong type", lambda b: b.gap(b.train, b.inf, b.x, b.d, loss=2), TypeError, "loss"),
+]
+# fmt: on
 
 
-@pytest.mark.parametrize("case", BAD_CALL_IDS)
-def test_bad_calls_name_the_argument(lstm: Net, lstm_tokens: Net, case: str) -> None:
-    table = {name: (call, exc, arg) for name, call, exc, arg in _bad_calls(lstm, lstm_tokens)}
-    call, exc, arg = table[case]
-    with pytest.raises(exc, match=arg.replace("(", r"\(").replace("[", r"\[")):
-        call()
+@pytest.mark.parametrize(
+    ("call", "exc", "arg"), [row[1:] for row in BAD_CALLS], ids=[row[0] for row in BAD_CALLS]
+)
+def test_bad_calls_name_the_argument(
+    bad: SimpleNamespace, call: Callable[[Any], Any], exc: type[Exception], arg: str
+) -> None:
+    with pytest.raises(exc, match=re.escape(arg)):
+        call(bad)
 
 
 def test_pair_needs_a_step_count(lstm: Net) -> None:
