@@ -41,16 +41,19 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 
-def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def side_by_side(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Median wall seconds of ``a()`` and ``b()``, timed alternately so load drift hits both.
+
+    ``b`` (the cheap baseline) runs 5 times per round and counts its median.
+    """
+    a()
+    b()
+    ta: list[float] = []
+    tb: list[float] = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        ta.append(once(a))
+        tb.extend(once(b) for _ in range(5))
+    return statistics.median(ta), statistics.median(tb)
 
 
 def once(fn: Callable[[], Any]) -> float:
@@ -147,8 +150,9 @@ def bench_stateful(repeats: int, naive_steps: int) -> dict[str, Any]:
     seed_everything()
     model = last_step_model()
     x = np.random.default_rng(0).uniform(-1, 1, (4, 100, 3)).astype("float32")
-    t_assert = timed(lambda: assert_stateful_equals_batch(model, x, chunks=1), repeats)
-    t_full = timed(full_pass(model, x), max(repeats, 20))
+    t_assert, t_full = side_by_side(
+        lambda: assert_stateful_equals_batch(model, x, chunks=1), full_pass(model, x), repeats
+    )
 
     # Seed 003's loop: a stateful batch-1 copy, predict() per step, reset per sample.
     stream = K.stateful_twin(model, batch_size=1)
@@ -188,8 +192,7 @@ def bench_scaling(repeats: int) -> list[dict[str, Any]]:
             assert_stateful_equals_batch(m, x, chunks=1)
 
         first = once(check)
-        warm = timed(check, repeats, 0)
-        full = timed(full_pass(model, x), max(repeats, 20))
+        warm, full = side_by_side(check, full_pass(model, x), repeats)
         rows.append(
             {"batch": batch, "steps": steps, "first_s": first, "warm_s": warm, "full_pass_s": full}
         )
@@ -208,11 +211,12 @@ def bench_causal(repeats: int) -> float | None:
     model = sequence_model()
     x = np.random.default_rng(2).uniform(-1, 1, (8, 64, 3)).astype("float32")
     try:
-        t_assert = timed(lambda: assert_model_causal(model, x), repeats)
+        t_assert, t_full = side_by_side(
+            lambda: assert_model_causal(model, x), full_pass(model, x), repeats
+        )
     except Exception as error:
         print(f"causal: not available ({type(error).__name__}: {error})")
         return None
-    t_full = timed(full_pass(model, x), max(repeats, 20))
     return t_assert / t_full
 
 
@@ -230,16 +234,16 @@ def bench_seq2seq(repeats: int) -> float | None:
     enc = rng.uniform(-1, 1, (16, 20, 1)).astype("float32")
     dec = rng.uniform(-1, 1, (16, 10, 1)).astype("float32")
     try:
-        t_assert = timed(
+        t_assert, t_full = side_by_side(
             lambda: assert_inference_matches_training(
                 train_model, inference_model, enc, start=-1.0
             ),
+            full_pass(train_model, [enc, dec]),
             repeats,
         )
     except Exception as error:
         print(f"seq2seq: not available ({type(error).__name__}: {error})")
         return None
-    t_full = timed(full_pass(train_model, [enc, dec]), max(repeats, 20))
     return t_assert / t_full
 
 
@@ -337,7 +341,7 @@ def verdict(key: str, value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="write the figures to FILE as JSON")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (median)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed runs per figure (median)")
     parser.add_argument(
         "--naive-steps",
         type=int,

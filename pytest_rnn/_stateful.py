@@ -227,14 +227,28 @@ def _cached_clone(model: Any, kind: str, batch: int | None) -> Any:
 
 
 def _sync_weights(source: Any, target: Any) -> None:
-    """``K.copy_weights`` for a cached copy: assigns only the variables that differ."""
+    """``K.copy_weights`` for a cached copy: assigns only the variables that may differ.
+
+    A trainable variable of the copy changes only when the source's does, so it is
+    compared with the source values of the last sync; non-trainable variables
+    (which a layer may assign while it runs) are always copied back.
+    """
     src, dst = source.weights, target.weights
-    if len(src) != len(dst) or any(
-        tuple(s.shape) != tuple(d.shape)
-        or not np.array_equal(np.asarray(s.numpy(), d.dtype), d.numpy())
-        for s, d in zip(src, dst)
-    ):
+    seen = _SYNCED.get(target)
+    now = [np.asarray(v.numpy()) for v in src]
+    if seen is None or len(seen) != len(now) or len(dst) != len(now):
         K.copy_weights(source, target)
+    else:
+        for s, d, new, old in zip(src, dst, now, seen):
+            if not d.trainable or new.shape != old.shape or not np.array_equal(new, old):
+                if tuple(s.shape) != tuple(d.shape):
+                    K.copy_weights(source, target)  # raises the shape error
+                d.assign(np.asarray(new, dtype=d.dtype))
+    _SYNCED[target] = now
+
+
+# copy -> the source's weight values it was last synced to; weak keys.
+_SYNCED: weakref.WeakKeyDictionary[Any, list[np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
