@@ -934,7 +934,7 @@ def _weight_hints(train_model: Any, models: list[Any]) -> list[str]:
         )
     unused = layer_names(unmatched(train_w, inf_w))
     if unused:
-        lines.append(f"weights: train_model's {', '.join(unused)} is not used by the inference")
+        lines.append(f"weights: not used by the inference: train_model's {', '.join(unused)}")
     return lines
 
 
@@ -1046,10 +1046,10 @@ def assert_inference_matches_training(
     )  # fmt: skip
     tol = resolve_tolerance(rtol, atol, train_model.outputs[0].dtype)
     replay = form.stepwise and case.decoder_inputs is not None
-    models = [train_model, *form.models()]
-    with _Untouched(models):
+    problems: list[list[str]] = []
+    hints: list[str] = []
+    with _Untouched([train_model, *form.models()]):
         run = _run(case, form, case.decoder_inputs if replay else None, replay)
-        problems: list[list[str]] = []
         free_m = compare(run.free, run.train_free, tol)
         if free_m is not None:
             extra = _hypotheses(case, run, free_m, tol) if free_m.shape_error is None else []

@@ -325,7 +325,7 @@ def test_fresh_untrained_layer_is_caught_at_step_0_and_named(lstm: Net) -> None:
     msg = caught(lstm.train, unrolled(lstm, "fresh_dense"), encoder_inputs(lstm), start=START)
     assert "step 0 differs" in msg
     assert "whose weights are none of train_model's: a fresh (untrained) layer" in msg
-    assert "train_model's 'decoder_dense' (Dense(8)) is not used by the inference" in msg
+    assert "not used by the inference: train_model's 'decoder_dense' (Dense(8))" in msg
 
 
 def test_start_value_fed_at_every_step_is_caught_and_recognised(lstm: Net) -> None:
@@ -386,7 +386,7 @@ def test_tutorial_decoder_on_a_new_rnn_is_caught_in_both_checks(
         assert "free-running:" in msg and "teacher-forced replay:" in msg
         assert "step 0 differs" in msg
         assert "whose weights are none of train_model's" in msg
-        assert "'decoder_rnn'" in msg and "is not used by the inference" in msg
+        assert "not used by the inference: train_model's 'decoder_rnn'" in msg
 
 
 def test_seed_answers_fix_feeding_the_lstm_output_is_caught(lstm: Net) -> None:
