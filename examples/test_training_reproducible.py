@@ -34,7 +34,7 @@ import pytest
 from hypothesis import given, settings
 
 import pytest_rnn
-from pytest_rnn._fit import assert_fit_equivalent, assert_training_reproducible
+from pytest_rnn import assert_fit_equivalent, assert_training_reproducible
 from pytest_rnn.strategies import chunkings
 
 BATCH = 100  # the seed's batch size; the sample count must stay a multiple of it

@@ -561,7 +561,7 @@ def test_a_user_test_file_passes_and_fails_with_the_report(pytester: pytest.Pyte
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import keras
         import numpy as np
-        from pytest_rnn._fit import assert_fit_equivalent
+        from pytest_rnn import assert_fit_equivalent
 
         x = np.random.default_rng(0).normal(size=(16, 3, 2)).astype("float32")
         y = x.sum(axis=(1, 2))[:, None]
