@@ -71,11 +71,18 @@ def _children(layer: Any) -> list[Any]:
     keras = keras_module()
     if isinstance(layer, keras.Model):
         return list(layer.layers)
+    if isinstance(layer, keras.layers.RNN):
+        return []  # its cell is not a layer of the model
     kids = []
     for attr in ("forward_layer", "backward_layer", "layer"):
         child = getattr(layer, attr, None)
         if isinstance(child, keras.layers.Layer) and child not in kids:
             kids.append(child)
+    # Sublayers a custom layer holds as attributes (Keras 3 tracks them).
+    with contextlib.suppress(AttributeError, TypeError):
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            if child not in kids:
+                kids.append(child)
     return kids
 
 
@@ -145,6 +152,7 @@ def set_states(model: Any, states: dict[str, list[np.ndarray]]) -> None:
             f"states names layers that are not stateful RNN layers with states in model: "
             f"{unknown}; known: {sorted(layers)}"
         )
+    # Check every entry before the first assignment: all or nothing.
     for path, values in states.items():
         variables = layers[path].states
         if len(values) != len(variables):
@@ -157,6 +165,8 @@ def set_states(model: Any, states: dict[str, list[np.ndarray]]) -> None:
                     f"states[{path!r}] has shape {np.shape(value)}, the layer's state "
                     f"has {tuple(var.shape)}"
                 )
+    for path, values in states.items():
+        for var, value in zip(layers[path].states, values):
             var.assign(np.asarray(value, dtype=var.dtype))
 
 

@@ -67,7 +67,17 @@ def mismatch(actual: Any, expected: Any, tolerance: Tolerance = F32, **kwargs: A
         # Backend dtype objects: TensorFlow's carry .name, torch's print as "torch.float16".
         (SimpleNamespace(name="float16"), (1e-3, 1e-5)),
         (SimpleNamespace(name="float64"), (1e-7, 1e-7)),
-        (type("TorchLike", (), {"__str__": lambda self: "torch.float64"})(), (1e-7, 1e-7)),
+        (
+            type(
+                "TorchLike",
+                (),
+                {
+                    "__str__": lambda self: "torch.float64",
+                    "__repr__": lambda self: "TorchLike(torch.float64)",
+                },
+            )(),
+            (1e-7, 1e-7),
+        ),
     ],
     ids=repr,
 )

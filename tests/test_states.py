@@ -255,12 +255,6 @@ def test_set_states_on_a_fresh_model_of_the_same_build(x: np.ndarray) -> None:
     _assert_states_equal(get_states(fresh), get_states(source))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_keras.set_states assigns layer by layer while it validates: a bad entry after a "
-    "good one raises ValueError but leaves the good layer already changed. Validate every "
-    "entry (count and shapes) before the first assign.",
-)
 def test_set_states_changes_nothing_when_it_raises(model: keras.Model) -> None:
     before = get_states(model)
     bad = {
@@ -288,14 +282,6 @@ class _Block(keras.layers.Layer):
         return self.proj(self.rnn(x))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_keras._children looks only at the forward_layer/backward_layer/layer attributes of a "
-    "non-model layer, so a stateful RNN held by a custom Layer is not found: reset_states, "
-    "get_states and ResetStatesCallback skip it. Fix: list a layer's sublayers with Keras 3's "
-    "tracker, layer._flatten_layers(include_self=False, recursive=False), keeping the wrapper "
-    "attributes as the fallback (and not descending into RNN cells).",
-)
 def test_a_stateful_rnn_inside_a_custom_layer_is_reset(x: np.ndarray) -> None:
     inp = keras.Input(batch_shape=(B, None, F))
     model = keras.Model(inp, _Block(name="block")(inp))
