@@ -21,54 +21,68 @@ package does not import Keras or any backend.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from pytest_rnn._causal import DependenceMap as DependenceMap
-from pytest_rnn._causal import assert_labels_causal as assert_labels_causal
-from pytest_rnn._causal import assert_model_causal as assert_model_causal
-from pytest_rnn._causal import assert_windows_causal as assert_windows_causal
-from pytest_rnn._causal import dependence_map as dependence_map
 from pytest_rnn._errors import RNNAssertionError as RNNAssertionError
-from pytest_rnn._fit import assert_fit_equivalent as assert_fit_equivalent
-from pytest_rnn._fit import assert_training_reproducible as assert_training_reproducible
-from pytest_rnn._keras import get_states as get_states
-from pytest_rnn._keras import reset_states as reset_states
-from pytest_rnn._keras import set_states as set_states
-from pytest_rnn._keras import stateful_twin as stateful_twin
-from pytest_rnn._seq2seq import TeacherForcingGap as TeacherForcingGap
-from pytest_rnn._seq2seq import (
-    assert_inference_matches_training as assert_inference_matches_training,
-)
-from pytest_rnn._seq2seq import teacher_forcing_gap as teacher_forcing_gap
-from pytest_rnn._stateful import assert_stateful_equals_batch as assert_stateful_equals_batch
+
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from pytest_rnn._causal import DependenceMap as DependenceMap
+    from pytest_rnn._causal import assert_labels_causal as assert_labels_causal
+    from pytest_rnn._causal import assert_model_causal as assert_model_causal
+    from pytest_rnn._causal import assert_windows_causal as assert_windows_causal
+    from pytest_rnn._causal import dependence_map as dependence_map
+    from pytest_rnn._fit import assert_fit_equivalent as assert_fit_equivalent
+    from pytest_rnn._fit import assert_training_reproducible as assert_training_reproducible
+    from pytest_rnn._keras import ResetStatesCallback as ResetStatesCallback
+    from pytest_rnn._keras import get_states as get_states
+    from pytest_rnn._keras import reset_states as reset_states
+    from pytest_rnn._keras import set_states as set_states
+    from pytest_rnn._keras import stateful_twin as stateful_twin
+    from pytest_rnn._seq2seq import TeacherForcingGap as TeacherForcingGap
+    from pytest_rnn._seq2seq import (
+        assert_inference_matches_training as assert_inference_matches_training,
+    )
+    from pytest_rnn._seq2seq import teacher_forcing_gap as teacher_forcing_gap
+    from pytest_rnn._stateful import (
+        assert_stateful_equals_batch as assert_stateful_equals_batch,
+    )
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DependenceMap",
-    "RNNAssertionError",
-    "ResetStatesCallback",
-    "TeacherForcingGap",
-    "assert_fit_equivalent",
-    "assert_inference_matches_training",
-    "assert_labels_causal",
-    "assert_model_causal",
-    "assert_stateful_equals_batch",
-    "assert_training_reproducible",
-    "assert_windows_causal",
-    "dependence_map",
-    "get_states",
-    "reset_states",
-    "set_states",
-    "stateful_twin",
-    "teacher_forcing_gap",
-]
+# Public name -> the private module that defines it. Loaded on first use: a
+# pytest plugin is imported by every pytest run in the environment, so the
+# package costs only what a test actually uses (numpy included).
+_LAZY = {
+    "DependenceMap": "_causal",
+    "assert_labels_causal": "_causal",
+    "assert_model_causal": "_causal",
+    "assert_windows_causal": "_causal",
+    "dependence_map": "_causal",
+    "assert_fit_equivalent": "_fit",
+    "assert_training_reproducible": "_fit",
+    "ResetStatesCallback": "_keras",
+    "get_states": "_keras",
+    "reset_states": "_keras",
+    "set_states": "_keras",
+    "stateful_twin": "_keras",
+    "TeacherForcingGap": "_seq2seq",
+    "assert_inference_matches_training": "_seq2seq",
+    "teacher_forcing_gap": "_seq2seq",
+    "assert_stateful_equals_batch": "_stateful",
+}
+
+__all__ = sorted(["RNNAssertionError", *_LAZY])
 
 
 def __getattr__(name: str) -> Any:
-    # ResetStatesCallback subclasses keras.callbacks.Callback: built on first use.
-    if name == "ResetStatesCallback":
-        from pytest_rnn import _keras
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_rnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pytest_rnn.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return _keras.ResetStatesCallback
-    raise AttributeError(f"module 'pytest_rnn' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

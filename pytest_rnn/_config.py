@@ -12,8 +12,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
 __all__ = ["Settings", "configure", "header", "seeded", "settings"]
 
 DEFAULT_SEED = 0
@@ -135,6 +133,8 @@ def load_hypothesis_profile() -> None:
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Seed Python, numpy and Keras with ``seed``; put Python's and numpy's state back after."""
+    import numpy as np
+
     py_state, np_state = random.getstate(), np.random.get_state()
     random.seed(seed)
     np.random.seed(seed)
