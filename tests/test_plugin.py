@@ -189,8 +189,14 @@ def test_hypothesis_profile_has_no_deadline(pytester: pytest.Pytester) -> None:
     ids=["option", "ini"],
 )
 def test_hypothesis_profile_can_be_switched_off(
-    pytester: pytest.Pytester, args: tuple[str, ...], ini_text: str | None
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    ini_text: str | None,
 ) -> None:
+    # With CI set, Hypothesis itself picks its "ci" profile (no deadline either).
+    for name in ("CI", "GITHUB_ACTIONS", "TF_BUILD", "GITLAB_CI", "BUILDKITE", "CIRCLECI"):
+        monkeypatch.delenv(name, raising=False)
     if ini_text is not None:
         pytester.makeini(ini_text)
     pytester.makepyfile(SLOW_GIVEN)
