@@ -707,14 +707,9 @@ def _check(
         blocks.append(
             _mismatch_block(mismatches, sequence, len(reference))
             + _diagnose(
-                model,
-                stateful_model,
-                setup,
-                inputs,
-                schedule,
-                sequence,
-                tolerances,
-                mask_for,
+                _Case(
+                    model, stateful_model, setup, inputs, schedule, sequence, tolerances, mask_for
+                ),
                 mismatches,
             )
         )
@@ -842,43 +837,48 @@ def _context(model: Any, setup: _Setup, inputs: _Inputs, schedule: ChunkSchedule
 
 def _hazards(model: Any) -> list[str]:
     """Every layer that cannot stream, with why; layers inside a named wrapper are not repeated."""
-    found: list[str] = []
+    named: list[str] = []
+    lines: list[str] = []
     for path, layer in K.iter_layers(model):
-        if any(path.startswith(f"{prev}/") for prev in found):
+        if any(path.startswith(f"{prev}/") for prev in named):
             continue
         if why := K.time_hazard(layer, streaming=True):
-            found.append(path)
-            found.append(f"'{path}' ({K.describe_layer(layer)}): {why}")
-    return found[1::2]
+            named.append(path)
+            lines.append(f"'{path}' ({K.describe_layer(layer)}): {why}")
+    return lines
 
 
 # --------------------------------------------------------------------------- diagnosis
 
 
-def _diagnose(
-    model: Any,
-    stateful_model: Any,
-    setup: _Setup,
-    inputs: _Inputs,
-    schedule: ChunkSchedule,
-    sequence: list[bool],
-    tolerances: list[_compare.Tolerance],
-    mask_for: Callable[[bool], np.ndarray | None],
-    mismatches: list[tuple[int, _compare.Mismatch]],
-) -> list[str]:
+@dataclass(frozen=True)
+class _Case:
+    """One failing comparison, as the diagnosis needs it: what ran, on what, how compared."""
+
+    model: Any
+    stateful_model: Any
+    setup: _Setup
+    inputs: _Inputs
+    schedule: ChunkSchedule
+    sequence: list[bool]
+    tolerances: list[_compare.Tolerance]
+    mask_for: Callable[[bool], np.ndarray | None]
+
+
+def _diagnose(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> list[str]:
     """Lines that say where the difference starts and whether it is rounding or logic."""
+    model, stateful_model, setup = case.model, case.stateful_model, case.setup
     lines = []
-    layer = _first_differing_layer(setup, inputs, schedule, tolerances[0], mask_for(True))
+    layer = _first_differing_layer(
+        setup, case.inputs, case.schedule, case.tolerances[0], case.mask_for(True)
+    )
     if layer is not None:
         lines.append(f"  first layer that differs: {layer}")
     elif hazards := _hazards(model):
         lines.append(f"  layers that cannot stream: {'; '.join(hazards)}")
     if setup.user_stream:
         lines.extend(f"  {hint}" for hint in _user_copy_hints(model, stateful_model))
-    verdict = _float64_verdict(
-        model, stateful_model, setup, inputs, schedule, sequence, tolerances, mask_for, mismatches
-    )
-    lines.append(f"  {verdict}")
+    lines.append(f"  {_float64_verdict(case, mismatches)}")
     return lines
 
 
@@ -919,18 +919,15 @@ def _user_copy_hints(model: Any, stateful_model: Any) -> list[str]:
     return hints
 
 
-def _float64_verdict(
-    model: Any,
-    stateful_model: Any,
-    setup: _Setup,
-    inputs: _Inputs,
-    schedule: ChunkSchedule,
-    sequence: list[bool],
-    tolerances: list[_compare.Tolerance],
-    mask_for: Callable[[bool], np.ndarray | None],
-    mismatches: list[tuple[int, _compare.Mismatch]],
-) -> str:
+def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> str:
     """Re-run both sides in float64 with the same tolerance: rounding vanishes, logic stays."""
+    model, stateful_model, setup, inputs = case.model, case.stateful_model, case.setup, case.inputs
+    schedule, sequence, tolerances, mask_for = (
+        case.schedule,
+        case.sequence,
+        case.tolerances,
+        case.mask_for,
+    )
     source = stateful_model if setup.user_stream else model
     if not (K.is_graph_model(setup.reference) and K.is_graph_model(source)):
         return (
@@ -1006,7 +1003,9 @@ def _first_differing_layer(
             K.reset_states(stream)
             pieces: list[list[np.ndarray]] = [[] for _ in stream_layers]
             for start, end in schedule.bounds():
-                chunk = _Inputs(inputs.samples(group), inputs.batch, inputs.steps).steps_slice(start, end)
+                chunk = _Inputs(inputs.samples(group), inputs.batch, inputs.steps).steps_slice(
+                    start, end
+                )
                 for n, out in enumerate(stream_probe(chunk, training=False)):
                     pieces[n].append(np.asarray(out))
             per_group.append(pieces)
