@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_rnn._compare import flatten
+
 __all__ = [
     "compiled",
     "copy_weights",
@@ -472,8 +474,8 @@ def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     one trace serves every sequence length (the time dimension is left open).
     """
     keras = keras_module()
-    structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in _flat(x))
-    batch = int(np.shape(_flat(x)[0][1])[0]) if fixed_batch else None
+    structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in flatten(x))
+    batch = int(np.shape(flatten(x)[0][1])[0]) if fixed_batch else None
     key = (structure, batch)
     per_model = _CALLERS.setdefault(model, {})
     if key in per_model:
@@ -483,7 +485,7 @@ def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        spec = _map_structure(lambda a: _tensor_spec(tf, a, batch), x)
+        spec = map_structure(lambda a: _tensor_spec(tf, a, batch), x)
         # Keras 3 TimeDistributed maps over the *batch* size when the time axis is
         # unknown at trace time (it reads ops.shape before transposing), so models
         # holding one are traced with static shapes: one trace per sequence length.
@@ -502,37 +504,27 @@ def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
             fn = tf.function(body, input_signature=[spec], reduce_retracing=True)
 
         def call(inputs: Any) -> Any:
-            out = fn(_map_structure(lambda a: tf.convert_to_tensor(a), inputs))
-            return _map_structure(lambda t: np.asarray(t.numpy()), out)
+            out = fn(map_structure(lambda a: tf.convert_to_tensor(a), inputs))
+            return map_structure(lambda t: np.asarray(t.numpy()), out)
     else:  # pragma: no cover - other backends run eagerly until they get their own adapter
 
         def call(inputs: Any) -> Any:
             m = ref()
             assert m is not None, "model was garbage-collected while in use"
             out = m(inputs, training=False)
-            return _map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t)), out)
+            return map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t)), out)
 
     per_model[key] = call
     return call
 
 
-def _flat(x: Any) -> list[tuple[str, Any]]:
-    from pytest_rnn._compare import flatten
-
-    return flatten(x)
-
-
-def _map_structure(fn: Callable[[Any], Any], tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _map_structure(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_map_structure(fn, v) for v in tree)
-    return fn(tree)
-
-
 def map_structure(fn: Callable[[Any], Any], tree: Any) -> Any:
     """Apply ``fn`` to every leaf of nested lists, tuples and dicts."""
-    return _map_structure(fn, tree)
+    if isinstance(tree, dict):
+        return {k: map_structure(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(map_structure(fn, v) for v in tree)
+    return fn(tree)
 
 
 # --------------------------------------------------------------------------- callback
