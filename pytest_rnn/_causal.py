@@ -15,13 +15,14 @@ Keras and TensorFlow are imported inside functions only.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from pytest_rnn import _compare, _config, _keras
-from pytest_rnn._errors import RNNAssertionError
+from pytest_rnn._errors import DependencePicture, RNNAssertionError
+from pytest_rnn._report import recorded
 
 __all__ = [
     "DependenceMap",
@@ -794,6 +795,7 @@ def _label_grid(labels: np.ndarray, bad: np.ndarray, sees: np.ndarray | None) ->
     return ["  dependence map:", *_grid(symbols, "label", GRID_STEPS), f"  {legend}; .: neither"]
 
 
+@recorded
 def assert_labels_causal(
     make_labels: Callable[[Any], Any],
     x: Any,
@@ -875,9 +877,14 @@ def assert_labels_causal(
     bad = labels & ~allowed
     if not bad.any():
         return None
-    raise RNNAssertionError(
-        _labels_message(make_labels, model, batch, trials, horizon, counts, bad, seen_by)
-    )
+    message = _labels_message(make_labels, model, batch, trials, horizon, counts, bad, seen_by)
+    region = "steps <= t" + (f" + {horizon}" if horizon else "")
+    picture = DependencePicture(
+        message.splitlines()[0], counts, batch.batch, allowed, bad, "label step", "input step",
+        f"allowed: {region}" if seen_by is None else "the model's receptive field"
+        + (f" (+ horizon {horizon})" if horizon else ""),
+    )  # fmt: skip
+    raise RNNAssertionError(message, picture=picture)
 
 
 def _labels_message(
@@ -1120,6 +1127,7 @@ def _unaligned_reasons(
     return "; ".join(reasons)
 
 
+@recorded
 def assert_model_causal(
     model: Any,
     x: Any,
@@ -1190,14 +1198,40 @@ def assert_model_causal(
         except Exception as exc:  # the probe reads Keras graph internals; never hide the leak
             located = [f"  (could not probe layers one by one: {type(exc).__name__}: {exc})"]
         grid: list[str] = []
+        picture = _suffix_picture(found, mr.out_steps, batch.steps, batch.batch)
         if batch.steps <= GRID_STEPS:
             per = _per_sample_map(mr.call, batch, trials, seed, mr.tolerances)
             grid = _model_grid(per.sum(axis=1), batch.batch)
-    raise RNNAssertionError(
-        _model_message(
-            model, mr.out_steps, batch, trials, found, mr.tolerances[0], located, grid, leaking
-        )
+            picture = _step_picture(per.sum(axis=1), batch.batch)
+    message = _model_message(
+        model, mr.out_steps, batch, trials, found, mr.tolerances[0], located, grid, leaking
     )
+    picture = replace(picture, title=message.splitlines()[0])
+    raise RNNAssertionError(message, picture=picture)
+
+
+def _step_picture(counts: np.ndarray, samples: int) -> DependencePicture:
+    """Output step x input step, one step replaced at a time; causal: input step <= t."""
+    rows, cols = np.indices(counts.shape)
+    allowed = np.asarray(cols <= rows)
+    bad = (counts > 0) & ~allowed
+    return DependencePicture(
+        "", counts, samples, allowed, bad, "output step", "input step replaced",
+        "causal: input steps <= t",
+    )  # fmt: skip
+
+
+def _suffix_picture(found: _Leak, out_steps: int, steps: int, samples: int) -> DependencePicture:
+    """Output step x first replaced step s (steps s.. replaced): leaks are cells with s > t."""
+    counts = np.zeros((out_steps, steps), dtype=np.int64)
+    leak = found.leak[:, :, :out_steps]  # (starts 1.., samples, output steps)
+    counts[:, 1:] = leak.sum(axis=1).T[:, : steps - 1]
+    rows, cols = np.indices(counts.shape)
+    allowed = np.asarray(cols <= rows)
+    return DependencePicture(
+        "", counts, samples, allowed, (counts > 0) & ~allowed, "output step",
+        "first replaced input step s (steps s.. replaced)", "causal: input steps <= t",
+    )  # fmt: skip
 
 
 def _model_grid(counts: np.ndarray, samples: int) -> list[str]:
@@ -1276,6 +1310,7 @@ def _model_message(
 # =========================================================================== public: windows
 
 
+@recorded
 def assert_windows_causal(
     make_windows: Callable[[Any], Any],
     series: Any,
@@ -1403,11 +1438,40 @@ def assert_windows_causal(
     findings = _window_findings(in_dep, tg_dep, anchor_steps)
     if not findings:
         return None
-    raise RNNAssertionError(
-        _windows_message(
-            make_windows, length, inputs0, targets0, n, trials, anchor_steps, findings, tg_dep
-        )
+    message = _windows_message(
+        make_windows, length, inputs0, targets0, n, trials, anchor_steps, findings, tg_dep
     )
+    raise RNNAssertionError(
+        message, picture=_windows_picture(message, in_dep, tg_dep, findings, anchor_steps)
+    )
+
+
+def _windows_picture(
+    message: str,
+    in_dep: np.ndarray,
+    tg_dep: np.ndarray,
+    findings: list[_WindowFinding],
+    anchor: int,
+) -> DependencePicture:
+    """Window x series position: inputs may read only positions before the target's own."""
+    allowed = np.ones(in_dep.shape, dtype=bool)
+    for w in range(in_dep.shape[0]):
+        inputs, target = np.flatnonzero(in_dep[w]), np.flatnonzero(tg_dep[w])
+        if not target.size:
+            continue
+        last = inputs[-1] if inputs.size else -1
+        own = [p for p in target if not (anchor and last - anchor < p <= last)]
+        allowed[w, (own or list(target))[0] :] = False
+        if anchor and inputs.size:  # the last anchor_steps input positions may be shared
+            allowed[w, max(0, last - anchor + 1) : last + 1] = True
+    bad = np.zeros(in_dep.shape, dtype=bool)
+    for f in findings:
+        bad[f.window] = in_dep[f.window] & ~allowed[f.window]
+    return DependencePicture(
+        message.splitlines()[0].split(":")[0], in_dep.astype(np.int64), 1, allowed, bad,
+        "window", "series position", "allowed for inputs: before the target",
+        marks=tg_dep, marks_name="target reads it",
+    )  # fmt: skip
 
 
 def _windows(fn: Callable[[Any], Any], series: np.ndarray) -> tuple[list[Any], list[Any], int]:

@@ -34,7 +34,8 @@ import numpy as np
 
 from pytest_rnn import _keras as K
 from pytest_rnn._compare import Tolerance, compare, flatten, format_value, resolve_tolerance
-from pytest_rnn._errors import RNNAssertionError
+from pytest_rnn._errors import LossPicture, RNNAssertionError
+from pytest_rnn._report import recorded
 
 __all__ = ["assert_fit_equivalent", "assert_training_reproducible"]
 
@@ -708,6 +709,7 @@ def _unseeded_lines(sites: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- assertions
 
 
+@recorded
 def assert_fit_equivalent(
     make_model: Callable[[], Any],
     x: Any,
@@ -831,9 +833,13 @@ def assert_fit_equivalent(
         "  likely causes:",
         *(f"    - {c}" for c in causes),
     ]
-    raise RNNAssertionError("\n".join(lines))
+    picture = _loss_picture(
+        lines[0], {name_a: single.history, name_b: loop.history}, variables, loss_tol
+    )
+    raise RNNAssertionError("\n".join(lines), picture=picture)
 
 
+@recorded
 def assert_training_reproducible(
     train: Callable[[], Any],
     *,
@@ -885,6 +891,7 @@ def assert_training_reproducible(
     resolve_tolerance(rtol, atol, "float32")  # both-or-neither, early
 
     snapshots: list[list[_Var]] = []
+    histories: dict[str, dict[str, list[float]]] = {}
     models: list[Any] = []
     with _Session(seed).active() as session, _watch_unseeded() as unseeded:
         for _ in range(runs):
@@ -901,6 +908,7 @@ def assert_training_reproducible(
                 )
             models.append(model)
             snapshots.append(_snapshot(model))
+            histories[f"run {len(models)}"] = _last_history(model)
         description = K.describe_model(models[0])
         del models
     reports = [
@@ -921,7 +929,45 @@ def assert_training_reproducible(
         lines.extend(_format_vars(report, "run 1", f"run {n}"))
     lines.append("  where the randomness may come from:")
     lines.extend(f"    - {c}" for c in _reproducible_causes(failed, list(unseeded)))
-    raise RNNAssertionError("\n".join(lines))
+    picture = _loss_picture(
+        lines[0], histories, failed[0][1], resolve_tolerance(rtol, atol, "float32")
+    )
+    raise RNNAssertionError("\n".join(lines), picture=picture)
+
+
+def _last_history(model: Any) -> dict[str, list[float]]:
+    """The per-epoch history of the model's last ``fit`` (Keras keeps it as ``model.history``)."""
+    history = getattr(getattr(model, "history", None), "history", None)
+    if not isinstance(history, Mapping):
+        return {}
+    try:
+        return _history(history)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _loss_picture(
+    title: str,
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    variables: _VarReport,
+    tol: Tolerance,
+) -> LossPicture:
+    """Per-epoch loss of every run (``loss``, else the first key they share) and the differing variables."""
+    keys = [
+        k for k in next(iter(histories.values()), {}) if all(k in h for h in histories.values())
+    ]
+    key = "loss" if "loss" in keys else (keys[0] if keys else "loss")
+    losses = {name: list(h.get(key, [])) for name, h in histories.items()}
+    runs = list(histories.values())
+    parted = [
+        d.epoch
+        for other in runs[1:]
+        for d in _compare_history({key: runs[0].get(key, [])}, {key: other.get(key, [])}, tol)[0]
+    ]
+    return LossPicture(
+        title, losses, key, min(parted) if parted else None,
+        tuple((d.label, d.max_abs) for d in variables.diffs), tol.rtol, tol.atol,
+    )  # fmt: skip
 
 
 def _reproducible_causes(failed: list[tuple[int, _VarReport]], unseeded: list[str]) -> list[str]:

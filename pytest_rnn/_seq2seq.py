@@ -20,11 +20,12 @@ import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_rnn import _keras as K
+from pytest_rnn import _report
 from pytest_rnn._compare import (
     Mismatch,
     Tolerance,
@@ -33,7 +34,13 @@ from pytest_rnn._compare import (
     format_value,
     resolve_tolerance,
 )
-from pytest_rnn._errors import RNNAssertionError
+from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
+from pytest_rnn._report import recorded
+
+if TYPE_CHECKING:
+    import os
+
+    from matplotlib.figure import Figure
 
 __all__ = ["TeacherForcingGap", "assert_inference_matches_training", "teacher_forcing_gap"]
 
@@ -968,6 +975,7 @@ def _context(case: _Case, form: _Inference) -> str:
 # --------------------------------------------------------------------------- the assertion
 
 
+@recorded
 def assert_inference_matches_training(
     train_model: Any,
     inference: Any,
@@ -1048,6 +1056,7 @@ def assert_inference_matches_training(
     replay = form.stepwise and case.decoder_inputs is not None
     problems: list[list[str]] = []
     hints: list[str] = []
+    drawn: list[StepComparison] = []  # what the failure picture shows
     with _Untouched([train_model, *form.models()]):
         run = _run(case, form, case.decoder_inputs if replay else None, replay)
         free_m = compare(run.free, run.train_free, tol)
@@ -1058,6 +1067,13 @@ def assert_inference_matches_training(
                 "and shifted right behind start, given to train_model as decoder inputs",
                 free_m, teacher_forced=False, extra=extra,
             ))  # fmt: skip
+            if free_m.shape_error is None:
+                drawn.append(StepComparison(
+                    "free-running: the inference's outputs vs train_model given them back as "
+                    f"decoder inputs ({case.feedback.describe()}, behind start)",
+                    "inference, free-running", "train_model on the fed-back outputs", run.free,
+                    run.train_free, tol.rtol, tol.atol,
+                ))  # fmt: skip
         if run.replay is not None and run.train_teacher is not None:
             replay_m = compare(run.replay, run.train_teacher, tol)
             if replay_m is not None:
@@ -1066,6 +1082,14 @@ def assert_inference_matches_training(
                     "train_model([encoder_inputs, decoder_inputs])",
                     replay_m, teacher_forced=True, extra=[],
                 ))  # fmt: skip
+                if replay_m.shape_error is None:
+                    drawn.append(StepComparison(
+                        "teacher-forced replay: the inference stepped with decoder_inputs vs "
+                        "train_model([encoder_inputs, decoder_inputs])",
+                        "inference, stepped with decoder_inputs", "train_model on decoder_inputs",
+                        run.replay,
+                        run.train_teacher, tol.rtol, tol.atol,
+                    ))  # fmt: skip
         start_lines = _start_problem(case, tol)
         if start_lines:
             problems.append(start_lines)
@@ -1081,7 +1105,15 @@ def assert_inference_matches_training(
     for p in problems:
         lines.extend(p)
     lines.extend("  " + h for h in hints)
-    raise RNNAssertionError("\n".join(lines))
+    if not drawn and run.free.shape == run.train_free.shape:  # only the start value is wrong
+        drawn.append(StepComparison(
+            "free-running: the inference's outputs vs train_model given them back (these agree)",
+            "inference, free-running", "train_model on the fed-back outputs", run.free,
+            run.train_free,
+            tol.rtol, tol.atol,
+        ))  # fmt: skip
+    picture = StepPicture("seq2seq", lines[0], tuple(drawn), step_name="decoder step")
+    raise RNNAssertionError("\n".join(lines), picture=picture if drawn else None)
 
 
 # --------------------------------------------------------------------------- teacher-forcing gap
@@ -1174,6 +1206,31 @@ class TeacherForcingGap:
 
     def __str__(self) -> str:
         return self.table() + "\n" + self.verdict
+
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
+        """Draw the per-step loss, teacher-forced vs free-running, with the verdict as title.
+
+        Needs matplotlib (``pip install "pytest-rnn[plot]"``); draws on a
+        ``matplotlib.figure.Figure`` of its own (no pyplot, no global state).
+
+        Args:
+            path: if given, the figure is also written there as a PNG.
+
+        Returns:
+            The figure: x is the decoder step, y the loss at that step; a
+            red line marks where the wiring check failed, if it did.
+
+        Raises:
+            ImportError: matplotlib is not installed.
+
+        Example:
+            >>> gap = teacher_forcing_gap(train_model, inference_model, x, y, start=-1.0)
+            >>> gap.plot("gap.png")
+        """
+        figure = _report.gap_figure(self)
+        if path is not None:
+            _report.write_figure(figure, str(path))
+        return figure
 
 
 def _loss(loss: Any) -> tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray] | None, Any]:

@@ -17,7 +17,8 @@ import numpy as np
 
 from pytest_rnn import _compare
 from pytest_rnn import _keras as K
-from pytest_rnn._errors import RNNAssertionError
+from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
+from pytest_rnn._report import recorded
 
 __all__ = ["ChunkSchedule", "assert_stateful_equals_batch"]
 
@@ -528,6 +529,7 @@ class _Setup:
     user_stream: bool
 
 
+@recorded
 def assert_stateful_equals_batch(
     model: Any,
     x: Any,
@@ -586,6 +588,7 @@ def assert_stateful_equals_batch(
     _compare.resolve_tolerance(rtol, atol, "float32")  # both-or-neither, early
     _check_stateful_model(stateful_model, inputs, schedule)
     saved = K.get_states(stateful_model) if stateful_model is not None else None
+    picture = None
     try:
         with K.rng_guard(), K.precision_guard():
             try:
@@ -595,13 +598,13 @@ def assert_stateful_equals_batch(
                 if report is None:
                     raise
             else:
-                report = _check(model, stateful_model, setup, inputs, schedule, rtol, atol)
+                report, picture = _check(model, stateful_model, setup, inputs, schedule, rtol, atol)
     finally:
         if saved is not None:
             K.reset_states(stateful_model)
             K.set_states(stateful_model, saved)
     if report is not None:
-        raise RNNAssertionError(report)
+        raise RNNAssertionError(report, picture=picture)
 
 
 def _cannot_stream(
@@ -680,8 +683,8 @@ def _check(
     schedule: ChunkSchedule,
     rtol: float | None,
     atol: float | None,
-) -> str | None:
-    """Run every comparison; the failure report, or ``None`` when all hold."""
+) -> tuple[str | None, StepPicture | None]:
+    """Run every comparison; the failure report and its picture, or ``None`` when all hold."""
     sequence = _sequence_flags(setup.reference, inputs)
     try:
         streamed = _stream(setup.streamer, inputs, schedule, sequence, setup.per_sample)
@@ -689,7 +692,7 @@ def _check(
         report = _cannot_stream(model, error, inputs, schedule)
         if report is None:
             raise
-        return report
+        return report, None
     reference = _reference(setup.reference, inputs, schedule, sequence)
     valid = _valid_steps(model, inputs)
     ends = np.asarray(schedule.ends) - 1
@@ -703,7 +706,15 @@ def _check(
     mismatches = _compare_runs(streamed.outputs, reference, tolerances, sequence, mask_for, ends)
 
     blocks: list[list[str]] = []
+    drawn: list[StepComparison] = []  # what the failure picture shows
     if mismatches:
+        n, m = mismatches[0]
+        drawn.append(StepComparison(
+            "streamed vs full-sequence output" + (f", output [{n}]" if len(reference) > 1 else ""),
+            "streamed (stateful, chunk by chunk)", "full (whole sequence at once)",
+            streamed.outputs[n], reference[n], m.tolerance.rtol,
+            m.tolerance.atol, None if sequence[n] else ends.tolist(), mask_for(sequence[n]),
+        ))  # fmt: skip
         blocks.append(
             _mismatch_block(mismatches, sequence, len(reference))
             + _diagnose(
@@ -737,6 +748,16 @@ def _check(
     ):
         repeat = _stream(setup.streamer, inputs, schedule, sequence, setup.per_sample)
         if not all(_same(a, b) for a, b in zip(repeat.outputs, streamed.outputs)):
+            n = next(
+                n
+                for n, (a, b) in enumerate(zip(repeat.outputs, streamed.outputs))
+                if not _same(a, b)
+            )
+            drawn.append(StepComparison(
+                "streamed again after a reset vs the first streamed run (must repeat exactly)",
+                "after reset", "first run", repeat.outputs[n], streamed.outputs[n], 0.0, 0.0,
+                None if sequence[n] else ends.tolist(), mask_for(sequence[n]),
+            ))  # fmt: skip
             layers = [p for p, _ in K.stateful_layers(setup.streamer)]
             blocks.append(
                 [
@@ -756,6 +777,14 @@ def _check(
             ends,
         )
         if crossed:
+            n, m = crossed[0]
+            valid = mask_for(sequence[n])
+            drawn.append(StepComparison(
+                "kept samples (0, 2, 4...) with the others time-reversed vs as streamed",
+                "others changed", "as streamed", other.outputs[n][kept], streamed.outputs[n][kept],
+                m.tolerance.rtol, m.tolerance.atol, None if sequence[n] else ends.tolist(),
+                None if valid is None else valid[kept],
+            ))  # fmt: skip
             blocks.append(
                 [
                     "Samples are not independent: changing the other samples of the batch "
@@ -765,7 +794,7 @@ def _check(
                 ]
             )
     if not blocks:
-        return None
+        return None, None
     title = (
         "Streamed output differs from the full-sequence output."
         if mismatches
@@ -774,7 +803,8 @@ def _check(
     lines = [title, f"  {_context(model, setup, inputs, schedule)}"]
     for block in blocks:
         lines.extend(block if block is blocks[0] and mismatches else ["", *block])
-    return "\n".join(lines)
+    picture = StepPicture("stateful", title, tuple(drawn[:2]), schedule.ends) if drawn else None
+    return "\n".join(lines), picture
 
 
 def _expand(flags: np.ndarray, ndim: int) -> np.ndarray:
