@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import sys
 from collections.abc import Iterator
@@ -20,15 +21,18 @@ HYPOTHESIS_PROFILE = "pytest-rnn"
 
 @dataclass
 class Settings:
-    """Values a pytest run sets once (``--rnn-rtol``, ``--rnn-atol``, ``--rnn-seed``).
+    """Values a pytest run sets once (``--rnn-rtol``, ``--rnn-atol``, ``--rnn-seed``, ...).
 
     ``rtol``/``atol`` of ``None`` mean "the default for the compared dtype";
     an assertion's own ``rtol=``/``atol=`` arguments always win.
+    ``report_dir`` (``--rnn-report-dir``): the absolute folder failure
+    pictures are written to, ``None`` for no pictures.
     """
 
     rtol: float | None = None
     atol: float | None = None
     seed: int = DEFAULT_SEED
+    report_dir: str | None = None
 
 
 settings = Settings()
@@ -48,11 +52,41 @@ def _tolerance(name: str, text: str | None) -> float | None:
     return value
 
 
-def configure(*, seed: str | None, rtol: str | None, atol: str | None) -> None:
+def _report_dir(text: str | None, base: str) -> str | None:
+    if text is None:
+        return None
+    path = os.path.abspath(os.path.join(base, os.path.expanduser(text)))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(
+            f"--rnn-report-dir (ini rnn_report_dir) must be a folder, but {path} is a file"
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"--rnn-report-dir (ini rnn_report_dir): cannot create folder {path}: {error.strerror}"
+        ) from None
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"--rnn-report-dir (ini rnn_report_dir): folder {path} is not writable")
+    return path
+
+
+def configure(
+    *,
+    seed: str | None,
+    rtol: str | None,
+    atol: str | None,
+    report_dir: str | None = None,
+    report_base: str = ".",
+) -> None:
     """Validate option/ini values and store them in :data:`settings`.
 
+    ``report_dir`` is taken relative to ``report_base`` (the invocation folder
+    for the option, the ini file's folder for the ini value) and created.
+
     Raises:
-        ValueError: a value does not parse, or only one of rtol/atol is set.
+        ValueError: a value does not parse, only one of rtol/atol is set, or
+            the report folder is a file or cannot be created.
     """
     r, a = _tolerance("rtol", rtol), _tolerance("atol", atol)
     if (r is None) != (a is None):
@@ -63,7 +97,8 @@ def configure(*, seed: str | None, rtol: str | None, atol: str | None) -> None:
         s = DEFAULT_SEED if seed is None else int(seed)
     except ValueError:
         raise ValueError(f"--rnn-seed (ini rnn_seed) must be an integer, got {seed!r}") from None
-    settings.rtol, settings.atol, settings.seed = r, a, s
+    d = _report_dir(report_dir, report_base)
+    settings.rtol, settings.atol, settings.seed, settings.report_dir = r, a, s, d
 
 
 @dataclass(frozen=True)
@@ -80,15 +115,18 @@ def snapshot() -> Snapshot:
     hypothesis = sys.modules.get("hypothesis")
     if hypothesis is not None:
         profile = hypothesis.settings.get_current_profile_name()
-    return Snapshot(Settings(settings.rtol, settings.atol, settings.seed), profile)
+    return Snapshot(
+        Settings(settings.rtol, settings.atol, settings.seed, settings.report_dir), profile
+    )
 
 
 def restore(saved: Snapshot) -> None:
     """Put back what :func:`snapshot` saw: a session's options do not outlive it."""
-    settings.rtol, settings.atol, settings.seed = (
+    settings.rtol, settings.atol, settings.seed, settings.report_dir = (
         saved.settings.rtol,
         saved.settings.atol,
         saved.settings.seed,
+        saved.settings.report_dir,
     )
     hypothesis = sys.modules.get("hypothesis")
     if hypothesis is not None and saved.hypothesis_profile is not None:
@@ -102,7 +140,8 @@ def header() -> str:
         if settings.rtol is not None and settings.atol is not None
         else "tolerances by dtype"
     )
-    return f"pytest-rnn: seed={settings.seed} (--rnn-seed), {tol}"
+    pictures = f", failure pictures in {settings.report_dir}" if settings.report_dir else ""
+    return f"pytest-rnn: seed={settings.seed} (--rnn-seed), {tol}{pictures}"
 
 
 def load_hypothesis_profile() -> None:

@@ -1,16 +1,20 @@
-"""pytest wiring: options, ini values, report header and fixtures. No logic here.
+"""pytest wiring: options, ini values, report header, fixtures, reporting hooks. No logic here.
 
 Loaded by every pytest run in an environment where pytest-rnn is installed,
-so it imports nothing heavy: Keras is imported inside the fixtures that use it.
+so it imports nothing heavy: Keras is imported inside the fixtures that use
+it, matplotlib only when a failure picture is drawn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import os
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
-from pytest_rnn import _config
+from pytest_rnn import _config, _report
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +38,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="absolute tolerance, given together with --rnn-rtol (ini: rnn_atol)",
     )
     group.addoption(
+        "--rnn-report-dir",
+        default=None,
+        metavar="DIR",
+        help="write a PNG picture of every rnn assertion failure into DIR and name it in the "
+        'message; needs matplotlib: pip install "pytest-rnn[plot]" (ini: rnn_report_dir)',
+    )
+    group.addoption(
         "--rnn-no-hypothesis-profile",
         action="store_true",
         default=False,
@@ -42,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("rnn_seed", "default for --rnn-seed", default=None)
     parser.addini("rnn_rtol", "default for --rnn-rtol", default=None)
     parser.addini("rnn_atol", "default for --rnn-atol", default=None)
+    parser.addini(
+        "rnn_report_dir", "default for --rnn-report-dir (relative to the ini file)", default=None
+    )
     parser.addini(
         "rnn_hypothesis_profile",
         "load pytest-rnn's Hypothesis profile (true/false)",
@@ -57,20 +71,38 @@ def _option(config: pytest.Config, name: str) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+def _report_dir(config: pytest.Config) -> tuple[str | None, str]:
+    """The report folder as given, and the folder it is relative to."""
+    value = config.getoption("--rnn-report-dir")
+    if value not in (None, ""):
+        return str(value), str(config.invocation_params.dir)
+    value = config.getini("rnn_report_dir")
+    base = config.inipath.parent if config.inipath is not None else config.rootpath
+    return (str(value) if value not in (None, "") else None), str(base)
+
+
 _SAVED = pytest.StashKey[_config.Snapshot]()
+_RECORDING = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SAVED] = _config.snapshot()
+    report_dir, report_base = _report_dir(config)
     try:
         _config.configure(
             seed=_option(config, "seed"),
             rtol=_option(config, "rtol"),
             atol=_option(config, "atol"),
+            report_dir=report_dir,
+            report_base=report_base,
         )
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    config.stash[_RECORDING] = _report.recorder.enabled
+    _report.recorder.enabled = True
+    if not hasattr(config, "workerinput"):  # xdist workers: the controller sums up
+        config.pluginmanager.register(_Summary(), "pytest-rnn-summary")
     if config.getini("rnn_hypothesis_profile") and not config.getoption(
         "--rnn-no-hypothesis-profile"
     ):
@@ -81,6 +113,43 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     saved = config.stash.get(_SAVED, None)
     if saved is not None:
         _config.restore(saved)
+    _report.recorder.enabled = config.stash.get(_RECORDING, False)
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    _report.recorder.test_id = nodeid
+
+
+def pytest_runtest_logfinish() -> None:
+    _report.recorder.test_id = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, Any, None]:
+    """Attach the phase's assertion records and pictures to its report (xdist ships them)."""
+    outcome = yield
+    report = outcome.get_result()
+    records, pictures = _report.recorder.drain()
+    if records:
+        report.rnn_records = [list(r) for r in records]
+    if pictures:
+        report.rnn_pictures = pictures
+        if report.failed and item.config.getoption("htmlpath", None):
+            _html_pictures(report, pictures)
+
+
+def _html_pictures(report: pytest.TestReport, pictures: list[str]) -> None:
+    """Show the failure pictures in pytest-html's report of the failed test (pytest-html >= 4)."""
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    shown = list(getattr(report, "extras", []))
+    for path in pictures:
+        with open(path, "rb") as png:
+            content = base64.b64encode(png.read()).decode("ascii")
+        shown.append(extras.png(content, name=os.path.basename(path)))
+    report.extras = shown  # type: ignore[attr-defined]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -104,3 +173,24 @@ def rnn_clean_session() -> Iterator[None]:
     _config.clear_keras_session()
     yield
     _config.clear_keras_session()
+
+
+class _Summary:
+    """Sums the assertion records of every test report; prints one line at the end.
+
+    Registered by :func:`pytest_configure`. Under xdist the records come to
+    the controller as attributes of the workers' reports.
+    """
+
+    def __init__(self) -> None:
+        self.tally = _report.Tally()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        records = getattr(report, "rnn_records", None)
+        if records:
+            self.tally.add(records, report.nodeid, len(getattr(report, "rnn_pictures", ())))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        line = self.tally.line()
+        if line:
+            terminalreporter.write_line(line)
