@@ -356,7 +356,10 @@ def _steps(p: StepPicture) -> Figure:
     fig = _figure(9.0, 1.0 + 4.6 * n)
     _heading(fig, p.title, p.context)
     axes = fig.subplots(2 * n, 1, sharex=True, height_ratios=[3, 2] * n)
-    last = max(int(np.asarray(c.actual).shape[1]) for c in p.comparisons)
+    last = max(
+        int(np.asarray(c.actual).shape[1]) if c.steps is None else int(max(c.steps)) + 1
+        for c in p.comparisons
+    )
     ends = [e for e in p.chunk_ends if 0 < e < last]
     every_step = bool(ends) and ends == list(range(1, len(ends) + 1))
     draw_chunks = 0 < len(ends) <= MAX_BOUNDARIES and not every_step
