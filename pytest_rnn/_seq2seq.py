@@ -79,6 +79,10 @@ def _array(value: Any, arg: str) -> np.ndarray:
         raise TypeError(f"{arg} must be a numeric array, got {type(value).__name__}") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{arg} must be a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
+        # NaN compares unequal (or, in the comparison, equal) to anything: it would hide
+        # or fake a wiring difference instead of showing one.
+        raise ValueError(f"{arg} holds NaN or inf: inference and training cannot be compared")
     return arr
 
 
