@@ -21,7 +21,7 @@ import gc
 import random
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -478,13 +478,20 @@ def zoo() -> Zoo:
 
 
 @pytest.fixture
-def user_world() -> None:
-    """Global state as a user's test might leave it: seeded, generators created, drawn from."""
+def user_world() -> Iterator[None]:
+    """Global state as a user's test might leave it: seeded, generators created, drawn from.
+
+    Python's and numpy's global random states are put back after the test.
+    """
+    saved = random.getstate(), np.random.get_state()
     keras.utils.set_random_seed(7)
     keras.random.normal((1,))  # creates Keras's global seed generator
     tf.random.get_global_generator().normal((1,))
     random.random()
     np.random.rand()
+    yield
+    random.setstate(saved[0])
+    np.random.set_state(saved[1])
 
 
 def test_every_public_name_has_an_entry() -> None:
@@ -551,6 +558,8 @@ def test_snapshot_sees_every_kind_of_change(zoo: Zoo) -> None:
         tf.config.experimental.tensor_float_32_execution_enabled(),
         tf_config.is_op_determinism_enabled(),
         _config.settings.seed,
+        random.getstate(),
+        np.random.get_state(),
     )
     keras.utils.set_random_seed(7)
     keras.random.normal((1,))
@@ -568,6 +577,8 @@ def test_snapshot_sees_every_kind_of_change(zoo: Zoo) -> None:
         if not saved[4]:
             tf_config.disable_op_determinism()
         _config.settings.seed = saved[5]
+        random.setstate(saved[6])
+        np.random.set_state(saved[7])
 
 
 # =========================================================================== garbage collection
