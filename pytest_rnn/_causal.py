@@ -216,6 +216,11 @@ class _Batch:
         return _rebuild(self.tree, leaves)
 
 
+def _paths(batch: _Batch) -> list[str]:
+    """Item paths of ``batch``'s leaves (``""``, ``[1]``, ``['a']``), as in messages."""
+    return [path for path, _ in _compare.flatten(batch.tree)]
+
+
 def _pool(rows: np.ndarray) -> np.ndarray:
     """``rows`` (one per sample and step) plus two extreme rows: above and below all of them.
 
@@ -560,6 +565,7 @@ def _prepare_model(
     with padding='valid'), compared index by index as Keras aligns them.
     """
     _keras.check_model(model, arg)
+    _keras.check_input_shapes(model, list(zip(_paths(batch), batch.leaves)), "x")
     run = model
     if _keras.stateful_layers(model) or _fixed_batch(model):
         if not _keras.is_graph_model(model):
@@ -860,6 +866,7 @@ def assert_labels_causal(
     batch = _check_sequences(x)
     if model is not None:
         _keras.check_model(model, "model")
+        _keras.check_input_shapes(model, list(zip(_paths(batch), batch.leaves)), "x")
     with _keras.rng_guard(), _keras.precision_guard():
         caller = _LabelCaller(make_labels, batch, rtol, atol, "make_labels")
         per = _per_sample_map(caller, batch, trials, seed, caller.tolerances)

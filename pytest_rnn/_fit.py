@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import inspect
 import math
 import os
 import sys
@@ -495,6 +496,21 @@ def _check_fit_kwargs(fit_kwargs: Any) -> dict[str, Any]:
     return dict(fit_kwargs)
 
 
+def _check_fit_signature(model: Any, kwargs: Mapping[str, Any]) -> None:
+    """Every ``fit_kwargs`` key is an argument of ``model.fit`` (checked before it trains)."""
+    try:
+        params = inspect.signature(model.fit).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a fit without a signature
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise TypeError(
+            f"fit_kwargs has keys that {type(model).__name__}.fit() does not take: {unknown}"
+        )
+
+
 def _build(make_model: Any, arg: str, earlier: list[Any]) -> Any:
     model = make_model()
     if not K.is_model(model):
@@ -569,6 +585,7 @@ def _train(
     session.begin_run()
     model = _build(make_model, "make_model", earlier)
     earlier.append(model)
+    _check_fit_signature(model, kwargs)
     callbacks = _fresh_callbacks(kwargs.get("callbacks") or [])
     if reset and not split:
         callbacks.insert(0, K.ResetStatesCallback())

@@ -60,6 +60,32 @@ def check_model(obj: Any, arg: str) -> Any:
     return obj
 
 
+def check_input_shapes(model: Any, leaves: list[tuple[str, np.ndarray]], arg: str) -> None:
+    """``arg``'s arrays fit ``model``'s inputs: as many, same rank, same fixed feature sizes.
+
+    Raises a ValueError naming ``arg`` before Keras raises its own deep inside a layer.
+    """
+    inputs = list(getattr(model, "inputs", None) or [])
+    if not inputs:
+        return
+    if len(leaves) != len(inputs):
+        raise ValueError(
+            f"{arg} holds {len(leaves)} array(s) but model {model.name!r} has {len(inputs)} input(s)"
+        )
+    by_name = {getattr(i, "name", None): i for i in inputs}
+    for pos, (path, arr) in enumerate(leaves):
+        key = path[2:-2] if path.startswith("['") else None
+        spec = by_name.get(key, inputs[pos])
+        want = tuple(spec.shape)
+        if len(want) != np.ndim(arr) or any(
+            w is not None and w != g for w, g in zip(want[2:], np.shape(arr)[2:])
+        ):
+            raise ValueError(
+                f"{arg}{path} has shape {np.shape(arr)} but model {model.name!r}'s input "
+                f"{getattr(spec, 'name', pos)!r} takes {want} (batch, steps, features...)"
+            )
+
+
 def is_graph_model(model: Any) -> bool:
     """Sequential or Functional (a model whose layer graph can be cloned and probed)."""
     keras = keras_module()

@@ -86,6 +86,10 @@ def _array(value: Any, arg: str) -> np.ndarray:
         raise TypeError(f"{arg} must be a numeric array, got {type(value).__name__}") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{arg} must be a numeric array, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
+        # NaN compares unequal (or, in the comparison, equal) to anything: it would hide
+        # or fake a wiring difference instead of showing one.
+        raise ValueError(f"{arg} holds NaN or inf: inference and training cannot be compared")
     return arr
 
 
@@ -520,7 +524,7 @@ def _fused_decoder(
     enc_ref, step_ref = weakref.ref(pair.encoder), weakref.ref(pair.step)
     in_step, argmax = case.in_step, case.feedback.kind == "argmax"
     prev_time, prev_dtype, out_time = pair.prev_time, tf.as_dtype(pair.prev_dtype), pair.out_time
-    in_dtype = tf.as_dtype(case.in_dtype)
+    in_dtype, np_in_dtype = tf.as_dtype(case.in_dtype), case.in_dtype
 
     def prev(v: Any) -> Any:
         v = tf.cast(v, prev_dtype)
@@ -579,10 +583,12 @@ def _fused_decoder(
     ) -> tuple[np.ndarray, np.ndarray | None]:
         batch = start.shape[0]
         if teacher is None:  # an empty teacher batch: free-running only
-            teacher = np.zeros((0, max(steps, 1), *in_step), case.in_dtype)
+            teacher = np.zeros((0, max(steps, 1), *in_step), np_in_dtype)
         out = np.asarray(graph(enc, start, teacher, np.int32(steps)).numpy())
         return out[:batch], (out[batch:] if teacher.shape[0] else None)
 
+    # The cached caller holds no model and not the case (whose train_model it would
+    # keep alive for as long as the step model lives).
     per_model[key] = (enc_ref, call)
     return call
 
