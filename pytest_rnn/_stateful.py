@@ -308,17 +308,15 @@ def _graph_stream(
 ) -> Callable[[Any, ChunkSchedule], list[np.ndarray]] | None:
     """A compiled whole streamed run: ``(x, schedule) -> flat outputs``, or ``None``.
 
-    One ``tf.function`` takes all of ``x`` and the chunk bounds and feeds the
-    chunks to ``twin`` in a ``tf.while_loop``: one call per run instead of one per
-    chunk, one trace per twin (the chunk bounds are tensors). ``None`` (feed
-    chunk by chunk) on other backends, for models holding ``TimeDistributed``
-    (Keras maps it over the batch when the time axis is unknown in a graph) and
-    for models whose inputs take a fixed number of steps.
+    Where the backend has an in-graph loop (:func:`K.graph_stream`), one call
+    per run instead of one per chunk, one trace per twin. ``None`` (feed chunk
+    by chunk) on other backends, for models holding ``TimeDistributed`` (Keras
+    maps it over the batch when the time axis is unknown in a graph) and for
+    models whose inputs take a fixed number of steps.
     """
     keras = K.keras_module()
-    if keras.backend.backend() != "tensorflow" or not K.is_graph_model(twin):
+    if not K.is_graph_model(twin):
         return None
-    leaves = _compare.flatten(x)
     key = _stream_key(x, sequence)
     per_twin = _GRAPH_STREAMS.setdefault(twin, {})
     if key in per_twin:
@@ -328,71 +326,15 @@ def _graph_stream(
     ):
         per_twin[key] = None
         return None
-
-    import tensorflow as tf
-
-    ref = weakref.ref(twin)
-    batch = int(np.shape(leaves[0][1])[0])
-    flags = list(sequence)
-
-    def spec(a: Any) -> Any:
-        arr = np.asarray(a)
-        return tf.TensorSpec((batch, None, *arr.shape[2:]), dtype=tf.as_dtype(arr.dtype))
-
-    def time_first(t: Any) -> Any:
-        return tf.transpose(t, [1, 0, *range(2, t.shape.rank)])
-
-    def body(xs: Any, starts: Any, ends: Any) -> list[Any]:
-        K.trace_count += 1
-        m = ref()
-        assert m is not None, "model was garbage-collected while in use"
-        for _, layer in K.stateful_layers(m):  # K.reset_states, in the graph
-            layer.reset_state()
-
-        def feed(i: Any) -> list[Any]:
-            chunk = K.map_structure(lambda a: a[:, starts[i] : ends[i]], xs)
-            return [leaf for _, leaf in _compare.flatten(m(chunk, training=False))]
-
-        # The first chunk outside the loop gives the outputs' dtypes and shapes.
-        first = feed(0)
-        arrays = [
-            tf.TensorArray(
-                o.dtype,
-                size=tf.shape(starts)[0],
-                infer_shape=not seq,
-                element_shape=(
-                    tf.TensorShape([None, *o.shape[:1], *o.shape[2:]]) if seq else o.shape
-                ),
-            )
-            for o, seq in zip(first, flags)
-        ]
-        arrays = [
-            ta.write(0, time_first(o) if seq else o) for ta, o, seq in zip(arrays, first, flags)
-        ]
-
-        def step(i: Any, tas: list[Any]) -> tuple[Any, list[Any]]:
-            out = feed(i)
-            return i + 1, [
-                ta.write(i, time_first(o) if seq else o) for ta, o, seq in zip(tas, out, flags)
-            ]
-
-        _, arrays = tf.while_loop(
-            lambda i, _: i < tf.shape(starts)[0], step, (tf.constant(1), arrays)
-        )
-        # Sequence outputs: chunks joined along time; last-step outputs: (batch, chunks, ...).
-        return [
-            time_first(ta.concat()) if seq else time_first(ta.stack())
-            for ta, seq in zip(arrays, flags)
-        ]
-
-    bounds = tf.TensorSpec((None,), tf.int32)
-    fn = tf.function(body, input_signature=[K.map_structure(spec, x), bounds, bounds])
+    loop = K.graph_stream(twin, x, sequence)
+    if loop is None:
+        per_twin[key] = None
+        return None
 
     def run(xs: Any, schedule: ChunkSchedule) -> list[np.ndarray]:
         ends = np.asarray(schedule.ends, np.int32)
         starts = np.concatenate([[0], ends[:-1]]).astype(np.int32)
-        tensors = K.map_structure(tf.convert_to_tensor, xs)
-        return [np.asarray(t.numpy()) for t in fn(tensors, starts, ends)]
+        return loop(xs, starts, ends)
 
     per_twin[key] = run
     return run
@@ -994,7 +936,7 @@ def _first_differing_layer(
             stream_probe = keras.Model(
                 _inputs_of(stream), [_first(lyr.output) for lyr in stream_layers]
             )
-        full = [np.asarray(o) for o in ref_probe(inputs.x, training=False)]
+        full = list(K.eager_call(ref_probe, inputs.x))
         groups = (
             [slice(i, i + 1) for i in range(inputs.batch)] if setup.per_sample else [slice(None)]
         )
@@ -1006,8 +948,8 @@ def _first_differing_layer(
                 chunk = _Inputs(inputs.samples(group), inputs.batch, inputs.steps).steps_slice(
                     start, end
                 )
-                for n, out in enumerate(stream_probe(chunk, training=False)):
-                    pieces[n].append(np.asarray(out))
+                for n, out in enumerate(K.eager_call(stream_probe, chunk)):
+                    pieces[n].append(out)
             per_group.append(pieces)
     except Exception:  # diagnosis is best effort: shared layers, nested outputs...
         return None
