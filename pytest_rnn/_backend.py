@@ -44,6 +44,7 @@ __all__ = [
     "compile_call",
     "determinism_guard",
     "eager_call",
+    "float64_missing",
     "graph_decoder",
     "graph_stream",
     "input_gradients",
@@ -72,6 +73,17 @@ def name() -> str:
     import keras
 
     return str(keras.backend.backend())
+
+
+def float64_missing() -> str | None:
+    """Why the backend cannot compute in float64 now, or ``None`` if it can.
+
+    JAX runs float64 models in float32 unless ``jax_enable_x64`` was set.
+    """
+    jax = sys.modules.get("jax")
+    if name() == "jax" and jax is not None and not jax.config.jax_enable_x64:
+        return "JAX computes float64 as float32 unless jax_enable_x64 is set"
+    return None
 
 
 def to_numpy(value: Any) -> np.ndarray:

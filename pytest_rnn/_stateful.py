@@ -875,6 +875,8 @@ def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]
         return (
             "float64 re-run: not possible (subclassed model); rounding and logic are not told apart"
         )
+    if (missing := K.float64_missing()) is not None:
+        return f"float64 re-run: not possible ({missing}); rounding and logic are not told apart"
     try:
         reference = K.clone(setup.reference, batch_size=None, stateful=False, dtype="float64")
         if setup.user_stream:
