@@ -45,6 +45,7 @@ __all__ = [
     "determinism_guard",
     "eager_call",
     "float64_missing",
+    "float64_scope",
     "graph_decoder",
     "graph_stream",
     "input_gradients",
@@ -76,14 +77,27 @@ def name() -> str:
 
 
 def float64_missing() -> str | None:
-    """Why the backend cannot compute in float64 now, or ``None`` if it can.
-
-    JAX runs float64 models in float32 unless ``jax_enable_x64`` was set.
-    """
+    """Why the backend cannot compute in float64 inside :func:`float64_scope`, or ``None``."""
     jax = sys.modules.get("jax")
-    if name() == "jax" and jax is not None and not jax.config.jax_enable_x64:
+    if (
+        name() == "jax"
+        and jax is not None
+        and not hasattr(jax, "enable_x64")
+        and not jax.config.jax_enable_x64
+    ):
         return "JAX computes float64 as float32 unless jax_enable_x64 is set"
     return None
+
+
+@contextlib.contextmanager
+def float64_scope() -> Iterator[None]:
+    """float64 computed as float64 inside (JAX: x64 mode for the block, as it was after)."""
+    jax = sys.modules.get("jax")
+    if name() == "jax" and jax is not None and hasattr(jax, "enable_x64"):
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
 
 
 def to_numpy(value: Any) -> np.ndarray:

@@ -863,7 +863,7 @@ def _user_copy_hints(model: Any, stateful_model: Any) -> list[str]:
 
 def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> str:
     """Re-run both sides in float64 with the same tolerance: rounding vanishes, logic stays."""
-    model, stateful_model, setup, inputs = case.model, case.stateful_model, case.setup, case.inputs
+    model, stateful_model, setup = case.model, case.stateful_model, case.setup
     schedule, sequence, tolerances, mask_for = (
         case.schedule,
         case.sequence,
@@ -878,23 +878,8 @@ def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]
     if (missing := K.float64_missing()) is not None:
         return f"float64 re-run: not possible ({missing}); rounding and logic are not told apart"
     try:
-        reference = K.clone(setup.reference, batch_size=None, stateful=False, dtype="float64")
-        if setup.user_stream:
-            streamer = K.clone(
-                stateful_model, batch_size=_batch_size(stateful_model), stateful=None,
-                dtype="float64", free_time=_fixed_steps(stateful_model) is None,
-            )  # fmt: skip
-        else:
-            streamer = K.clone(model, batch_size=inputs.batch, stateful=True, dtype="float64")
-        x64 = _Inputs(
-            inputs.map(
-                lambda a: a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
-            ),
-            inputs.batch,
-            inputs.steps,
-        )
-        streamed = _stream(streamer, x64, schedule, sequence, setup.per_sample)
-        expected = _reference(reference, x64, schedule, sequence)
+        with K.float64_scope():
+            streamed, expected = _float64_runs(case)
     except Exception as error:  # the verdict is advice; never hide the real failure behind it
         return f"float64 re-run: not possible ({type(error).__name__}: {error})"
     ends = np.asarray(schedule.ends) - 1
@@ -914,6 +899,28 @@ def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]
         f"(from {_compare.format_value(worst32)}) -> float32 rounding, not logic; loosen "
         "rtol/atol or compute in float64"
     )
+
+
+def _float64_runs(case: _Case) -> tuple[_Run, list[np.ndarray]]:
+    """The streamed run and the reference of ``case``, on float64 copies of the models."""
+    model, stateful_model, setup, inputs = case.model, case.stateful_model, case.setup, case.inputs
+    schedule, sequence = case.schedule, case.sequence
+    reference = K.clone(setup.reference, batch_size=None, stateful=False, dtype="float64")
+    if setup.user_stream:
+        streamer = K.clone(
+            stateful_model, batch_size=_batch_size(stateful_model), stateful=None,
+            dtype="float64", free_time=_fixed_steps(stateful_model) is None,
+        )  # fmt: skip
+    else:
+        streamer = K.clone(model, batch_size=inputs.batch, stateful=True, dtype="float64")
+    x64 = _Inputs(
+        inputs.map(lambda a: a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a),
+        inputs.batch,
+        inputs.steps,
+    )
+    streamed = _stream(streamer, x64, schedule, sequence, setup.per_sample)
+    expected = _reference(reference, x64, schedule, sequence)
+    return streamed, expected
 
 
 def _first_differing_layer(

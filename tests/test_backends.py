@@ -183,14 +183,14 @@ def test_eager_call_gives_numpy_without_autograd() -> None:
 
 
 @pytest.mark.backends
-def test_float64_triage_says_when_the_backend_cannot_run_it() -> None:
-    missing = K.float64_missing()
-    if K.backend_name() == "jax":
-        import jax
-
-        assert (missing is None) == bool(jax.config.jax_enable_x64)
-    else:
-        assert missing is None
+def test_float64_copies_compute_in_float64_inside_the_scope() -> None:
+    model = keras.Sequential([keras.Input((None, 2)), keras.layers.GRU(3, return_sequences=True)])
+    x = np.random.default_rng(2).normal(size=(2, 4, 2))
+    assert K.float64_missing() is None  # JAX: x64 mode is switched on for the re-run
+    with K.float64_scope():
+        copy = K.clone(model, batch_size=None, stateful=False, dtype="float64")
+        out = K.eager_call(copy, x)
+    assert out.dtype == np.float64
 
 
 @pytest.mark.backends

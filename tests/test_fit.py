@@ -87,6 +87,12 @@ TORCH_CANNOT_FIT_STATEFUL = pytest.mark.skipif(
     keras.backend.backend() == "torch",
     reason="Keras on torch cannot fit a stateful RNN (in-place state assignment breaks autograd)",
 )
+#: Keras 3.15 on JAX drops stateful RNN state updates inside fit(): a reset
+#: in one run changes nothing there.
+JAX_FIT_DROPS_STATES = pytest.mark.skipif(
+    keras.backend.backend() == "jax",
+    reason="Keras on JAX drops stateful RNN state updates inside fit() (untracked variables)",
+)
 
 
 # --------------------------------------------------------------------------- globals
@@ -313,6 +319,7 @@ class _ResetOnTrainBegin(keras.callbacks.Callback):
 
 @pytest.mark.backends
 @TORCH_CANNOT_FIT_STATEFUL
+@JAX_FIT_DROPS_STATES
 def test_states_reset_in_one_run_only_is_caught(data: tuple[np.ndarray, np.ndarray]) -> None:
     """A reset at every fit call: once in the single fit, every epoch in the loop."""
     with pytest.raises(RNNAssertionError) as info:
