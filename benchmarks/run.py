@@ -2,13 +2,17 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py                 # table only
-    python benchmarks/run.py --json out.json # table and the figures as JSON
+    python benchmarks/run.py                 # every installed backend, side by side
+    python benchmarks/run.py --json out.json # the table and the figures as JSON
+    python benchmarks/run.py --backends jax  # one backend
 
-Every figure is measured in this one process, side by side, after a warm-up,
-as the median of ``--repeats`` runs; the Hypothesis run and the import time
-are measured in fresh subprocesses so that "cold" is real. See
-benchmarks/README.md for what each key means and the targets.
+The Keras backend is fixed when Keras is first imported, so each backend runs
+in its own subprocess (``KERAS_BACKEND`` set, ``--single``) and the parent
+prints one table with a column per backend. Within a backend every figure is
+measured in one process, side by side, after a warm-up, as the median of
+``--repeats`` runs; the Hypothesis run and the import time are measured in
+fresh subprocesses so that "cold" is real. See benchmarks/README.md for what
+each key means and the targets.
 """
 
 from __future__ import annotations
@@ -338,9 +342,67 @@ def verdict(key: str, value: float | None) -> str:
     return f"{'ok' if ok else 'MISS'} (target {op} {target})"
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def installed_backends() -> list[str]:
+    """The Keras backends whose library is installed (TensorFlow first)."""
+    import importlib.util
+
+    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+
+
+def run_backends(backends: list[str], passthrough: list[str]) -> dict[str, dict[str, Any]]:
+    """Run this script once per backend in a subprocess; its figures by backend."""
+    import tempfile
+
+    results: dict[str, dict[str, Any]] = {}
+    for backend in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "figures.json"
+            env = {**os.environ, "KERAS_BACKEND": backend}
+            cmd = [sys.executable, __file__, "--single", "--json", str(out), *passthrough]
+            print(f"== {backend}", flush=True)
+            proc = subprocess.run(cmd, env=env, cwd=ROOT, check=False)
+            if proc.returncode != 0 or not out.exists():
+                print(f"{backend}: failed (exit {proc.returncode})")
+                continue
+            results[backend] = json.loads(out.read_text())
+    return results
+
+
+def print_side_by_side(results: dict[str, dict[str, Any]]) -> None:
+    """One row per key, one column per backend, the target's verdict per cell."""
+    names = list(results)
+    keys = list(dict.fromkeys(k for r in results.values() for k in r))
+    print()
+    print(f"{'key':34} " + " ".join(f"{n:>16}" for n in names) + "  target")
+    for key in keys:
+        cells = []
+        for n in names:
+            value = results[n].get(key)
+            if not isinstance(value, (int, float)) or value is None:
+                cells.append(f"{'n/a':>16}")
+                continue
+            mark = ""
+            if key in TARGETS:
+                mark = " ok" if verdict(key, value).startswith("ok") else " MISS"
+            cells.append(f"{value:11.2f}{mark:>5}")
+        target = f"{TARGETS[key][0]} {TARGETS[key][1]}" if key in TARGETS else ""
+        print(f"{key:34} " + " ".join(cells) + f"  {target}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="write the figures to FILE as JSON")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated Keras backends to compare (default: every installed one)",
+    )
+    parser.add_argument(
+        "--single", action="store_true", help="measure only the backend KERAS_BACKEND names"
+    )
     parser.add_argument("--repeats", type=int, default=9, help="timed runs per figure (median)")
     parser.add_argument(
         "--naive-steps",
@@ -351,6 +413,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-hypothesis", action="store_true", help="skip the @given run")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the scaling table")
     args = parser.parse_args(argv)
+    if not args.single:
+        backends = args.backends.split(",") if args.backends else installed_backends()
+        passthrough = [f"--repeats={args.repeats}", f"--naive-steps={args.naive_steps}"]
+        passthrough += ["--skip-hypothesis"] * args.skip_hypothesis
+        passthrough += ["--skip-scaling"] * args.skip_scaling
+        results = run_backends(backends, passthrough)
+        print_side_by_side(results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+            print(f"\nwrote {args.json}")
+        return 0 if len(results) == len(backends) else 1
 
     figures: dict[str, Any] = {}
     figures["plugin_import_ms"] = bench_import()
@@ -405,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.json:
         out = dict(figures)
+        out["stateful_assert_ms"] = stateful["assert_s"] * 1000
+        out["full_pass_ms"] = stateful["full_pass_s"] * 1000
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     return 0

@@ -117,9 +117,13 @@ def test_a_same_padded_convolution_cannot_stream(x: np.ndarray) -> None:
 
 @given(
     data=st.data(),
-    shape=rnn_st.sequence_shapes(min_batch=1, max_batch=4, min_steps=1, max_steps=24, features=FEATURES),
+    shape=rnn_st.sequence_shapes(
+        min_batch=1, max_batch=4, min_steps=1, max_steps=24, features=FEATURES
+    ),
 )
-def test_streaming_holds_for_any_shape_and_chunking(data: st.DataObject, shape: tuple[int, ...]) -> None:
+def test_streaming_holds_for_any_shape_and_chunking(
+    data: st.DataObject, shape: tuple[int, ...]
+) -> None:
     x = data.draw(rnn_st.sequences(shape=shape))
     chunks = data.draw(rnn_st.chunkings(shape[1]))
     pytest_rnn.assert_stateful_equals_batch(trained_model(), x, chunks=chunks)

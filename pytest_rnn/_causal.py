@@ -59,7 +59,7 @@ class DependenceMap:
         trials: replacements tried per input step.
         of: what the rows are: ``"label"`` or ``"output"``.
         method: ``"perturbation"``, or ``"perturbation + gradient"`` for a
-            TensorFlow model with float inputs (a nonzero gradient also counts).
+            Keras model with float inputs (a nonzero gradient also counts).
 
     ``str(m)`` draws the map as a text grid (cut after 24 steps).
     """
@@ -534,11 +534,9 @@ def _forward(model: Any, tree: Any) -> tuple[Callable[[Any], Any], Any]:
     try:
         return compiled, compiled(tree)
     except Exception:
-        keras = _keras.keras_module()
 
         def eager(inputs: Any) -> Any:
-            out = model(inputs, training=False)
-            return _keras.map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t)), out)
+            return _keras.eager_call(model, inputs)
 
         return eager, eager(tree)
 
@@ -622,20 +620,17 @@ def _gradient_map(mr: _ModelRun, batch: _Batch, seed: int) -> np.ndarray | None:
     """Boolean ``(out steps, samples, in steps)``: nonzero gradient of the output.
 
     Exact where perturbation is not (a recurrent layer's memory of a step fades
-    below any tolerance long before its gradient reaches zero). TensorFlow and
-    float inputs only; ``None`` where it cannot be computed.
+    below any tolerance long before its gradient reaches zero). Float inputs
+    only, on every backend (:func:`_keras.input_gradients`); ``None`` where it
+    cannot be computed.
     """
-    keras = _keras.keras_module()
-    if keras.backend.backend() != "tensorflow":
-        return None
     if not all(leaf.dtype.kind == "f" for leaf in batch.leaves):
         return None
-    import tensorflow as tf
-
     b, t = batch.batch, batch.steps
     rng = np.random.default_rng(seed)
     result = np.zeros((t, b, t), dtype=bool)
     per_call = max(1, min(t, CHUNK_ELEMENTS // batch.per_copy()))
+    picks = set(mr.picks)
     try:
         for start in range(0, t, per_call):
             outs_at = np.arange(start, min(t, start + per_call))
@@ -643,26 +638,26 @@ def _gradient_map(mr: _ModelRun, batch: _Batch, seed: int) -> np.ndarray | None:
             one_hot = np.zeros((n, b, t), dtype=bool)
             one_hot[np.arange(n), :, outs_at] = True
             select = one_hot.reshape(n * b, t)
-            leaves = [tf.constant(np.concatenate([leaf] * n)) for leaf in batch.leaves]
-            with tf.GradientTape() as tape:
-                for leaf in leaves:
-                    tape.watch(leaf)
-                out = _compare.flatten(mr.run(_rebuild(batch.tree, leaves), training=False))
-                total = tf.constant(0.0, dtype=tf.float64)
-                for i in mr.picks:
-                    o = out[i][1]
-                    w = rng.normal(size=tuple(o.shape)) * select.reshape(
-                        n * b, t, *([1] * (len(o.shape) - 2))
-                    )
-                    total += tf.cast(tf.reduce_sum(o * tf.constant(w, dtype=o.dtype)), tf.float64)
-            grads = tape.gradient(total, leaves)
-            if all(g is None for g in grads):
+
+            def weigh(
+                i: int, shape: tuple[int, ...], select: np.ndarray = select, n: int = n
+            ) -> Any:
+                if i not in picks:
+                    return None
+                return rng.normal(size=shape) * select.reshape(n * b, t, *([1] * (len(shape) - 2)))
+
+            grads = _keras.input_gradients(
+                mr.run,
+                [np.concatenate([leaf] * n) for leaf in batch.leaves],
+                lambda leaves: _rebuild(batch.tree, leaves),
+                weigh,
+            )
+            if grads is None or all(g is None for g in grads):
                 return None
             seen = np.zeros((n * b, t), dtype=bool)
             for g in grads:
                 if g is not None:
-                    arr = np.asarray(g.numpy())
-                    seen |= (arr != 0).reshape(n * b, t, -1).any(axis=2)
+                    seen |= (np.asarray(g) != 0).reshape(n * b, t, -1).any(axis=2)
             result[outs_at] = seen.reshape(n, b, t)
     except Exception:
         return None
@@ -697,8 +692,8 @@ def dependence_map(
     random; with 3 or more trials, the first two use values above and below
     every value ``x`` takes (integers: its maximum and minimum), which flips
     any threshold the data straddles. The output at step ``t`` depends on
-    ``t'`` when it changes by more than the tolerance. For a Keras model on
-    TensorFlow with float inputs, a nonzero gradient of the output at ``t``
+    ``t'`` when it changes by more than the tolerance. For a Keras model
+    with float inputs (any backend), a nonzero gradient of the output at ``t``
     with respect to step ``t'`` also counts (exact for long recurrent memories
     that perturbation cannot see).
 
@@ -824,7 +819,7 @@ def assert_labels_causal(
       (``label[t] = x[t + 1]`` passes with ``horizon=1``).
     - With ``model``: every input step a label depends on must be visible to
       the model's output at the same step (its receptive field, measured the
-      same way, plus gradients on TensorFlow). Steps ``t+1 .. t+horizon`` are
+      same way, plus input gradients). Steps ``t+1 .. t+horizon`` are
       the declared forecast and exempt. A TimeDistributed model sees only its
       own step; an LSTM sees every earlier step; a Bidirectional one all steps.
 

@@ -51,54 +51,15 @@ _PLURAL = {"weight": "weights", "optimizer": "optimizer variables", "RNN state":
 # --------------------------------------------------------------------------- seeding
 
 
-@contextlib.contextmanager
-def _tf_seed_guard() -> Iterator[None]:
-    """Put TensorFlow's global seed and its op-seed stream back on exit."""
-    tf = sys.modules.get("tensorflow")
-    if tf is None:
-        yield
-        return
-    from tensorflow.python.eager import context as tf_context
-
-    ctx = tf_context.context()
-    saved = {name: getattr(ctx, name) for name in ("_seed", "_rng") if hasattr(ctx, name)}
-    try:
-        yield
-    finally:
-        for name in ("_seed", "_rng"):
-            if name in saved:
-                setattr(ctx, name, saved[name])
-            elif hasattr(ctx, name):
-                delattr(ctx, name)
-
-
-@contextlib.contextmanager
-def _determinism() -> Iterator[None]:
-    """TensorFlow op determinism on; the caller's setting put back on exit."""
-    keras = K.keras_module()
-    if keras.backend.backend() != "tensorflow":
-        yield
-        return
-    from tensorflow.python.framework import config as tf_config
-
-    was = tf_config.is_op_determinism_enabled()
-    tf_config.enable_op_determinism()
-    try:
-        yield
-    finally:
-        if not was:
-            tf_config.disable_op_determinism()
-
-
 class _Session:
     """Seeds every run alike, and puts the caller's global state back when done.
 
     Each run starts from the same Keras name counters (both models get the
     same layer and variable paths, so they can be matched by path) and from
     ``keras.utils.set_random_seed(seed)``. On exit: Python's and numpy's
-    global random state, TensorFlow's global seed, Keras's global seed and
-    seed generator, Keras's name counters and the op-determinism flag are
-    what they were.
+    global random state, the backend's global seeds (TensorFlow, torch),
+    Keras's global seed and seed generator, Keras's name counters and the
+    determinism flags are what they were.
     """
 
     _KERAS_GLOBALS = ("global_random_seed", "global_seed_generator", "object_name_uids")
@@ -118,8 +79,8 @@ class _Session:
         try:
             with (
                 K.rng_guard(),
-                _tf_seed_guard(),
-                _determinism(),
+                K.seed_guard(),
+                K.determinism_guard(),
                 K.precision_guard(),
             ):
                 yield self
@@ -742,7 +703,9 @@ def assert_fit_equivalent(
     """Assert that one ``fit(epochs=N)`` trains like N calls of ``fit(epochs=1)``.
 
     Both runs start from ``keras.utils.set_random_seed(seed)`` and a fresh
-    model from ``make_model()``, with TensorFlow op determinism on. Compared
+    model from ``make_model()``, with deterministic ops on (TensorFlow op
+    determinism; torch deterministic algorithms; JAX is deterministic on CPU,
+    see the README for GPUs). Compared
     after training: every model variable (weights, non-trainable variables,
     dropout seed-generator states), the optimizer's variables (``iterations``,
     moments, ...), every stateful RNN state, and the per-epoch values of every
@@ -867,8 +830,8 @@ def assert_training_reproducible(
 ) -> None:
     """Assert that ``train()`` gives the same model every time under the same seed.
 
-    Before each run: ``keras.utils.set_random_seed(seed)`` and TensorFlow op
-    determinism on. Every run's model must agree with the first run's: every
+    Before each run: ``keras.utils.set_random_seed(seed)`` and deterministic
+    ops on (as in :func:`assert_fit_equivalent`). Every run's model must agree with the first run's: every
     model variable, the optimizer's variables and the stateful RNN states.
     Randomness that the seed does not reach (an unseeded
     ``np.random.default_rng()`` shuffling or splitting the data, seeds from
@@ -1009,7 +972,7 @@ def _reproducible_causes(failed: list[tuple[int, _VarReport]], unseeded: list[st
         "data whose order changes between runs: os.listdir/glob order, iterating a set, "
         "a tf.data pipeline with unseeded shuffle or parallel interleave",
         "ops without a deterministic kernel (some GPU ops), or a model built outside train() "
-        "and reused",
+        f"and reused; {K.backend_name()} backend: {K.DETERMINISM.get(K.backend_name(), '?')}",
     ]
     return causes
 

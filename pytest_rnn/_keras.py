@@ -1,8 +1,10 @@
 """Keras adapter: every place pytest-rnn touches Keras or a backend.
 
 Assertion modules ask this module for layers, states, twins and compiled
-callers and never branch on the backend themselves. Keras is imported inside
-functions only: importing pytest_rnn must not pay for TensorFlow.
+callers and never branch on the backend themselves: what differs between
+TensorFlow, JAX and torch lives in :mod:`pytest_rnn._backend` and is re-exported
+here. Keras is imported inside functions only: importing pytest_rnn must not
+pay for TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,21 +18,47 @@ from typing import Any
 
 import numpy as np
 
+from pytest_rnn._backend import (
+    DETERMINISM,
+    compile_call,
+    determinism_guard,
+    eager_call,
+    float64_missing,
+    float64_scope,
+    graph_decoder,
+    graph_stream,
+    input_gradients,
+    precision_guard,
+    seed_guard,
+    to_numpy,
+)
+from pytest_rnn._backend import name as backend_name
 from pytest_rnn._compare import flatten
 
 __all__ = [
+    "DETERMINISM",
+    "backend_name",
     "compiled",
     "copy_weights",
     "describe_layer",
     "describe_model",
+    "determinism_guard",
+    "eager_call",
+    "float64_missing",
+    "float64_scope",
     "get_states",
+    "graph_decoder",
+    "graph_stream",
+    "input_gradients",
     "iter_layers",
     "precision_guard",
     "reset_states",
     "rng_guard",
     "rnn_layers",
+    "seed_guard",
     "set_states",
     "stateful_twin",
+    "to_numpy",
 ]
 
 
@@ -312,43 +340,6 @@ def rng_guard() -> Iterator[None]:
         np.random.set_state(np_state)
 
 
-@contextlib.contextmanager
-def precision_guard() -> Iterator[None]:
-    """Full float32 matmul precision while checking; the previous settings restored after.
-
-    TensorFlow: TF32 off. JAX: default matmul precision "highest". torch: TF32
-    off for matmul and cuDNN. Only backends already imported are touched.
-    """
-    restore: list[Callable[[], None]] = []
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
-        exp = tf.config.experimental
-        was = exp.tensor_float_32_execution_enabled()
-        exp.enable_tensor_float_32_execution(False)
-        restore.append(lambda: exp.enable_tensor_float_32_execution(was))
-    jax = sys.modules.get("jax")
-    if jax is not None:
-        old = jax.config.jax_default_matmul_precision
-        jax.config.update("jax_default_matmul_precision", "highest")
-        restore.append(lambda: jax.config.update("jax_default_matmul_precision", old))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        cuda_mm, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-
-        def _torch_back() -> None:
-            torch.backends.cuda.matmul.allow_tf32 = cuda_mm
-            torch.backends.cudnn.allow_tf32 = cudnn
-
-        restore.append(_torch_back)
-    try:
-        yield
-    finally:
-        for undo in reversed(restore):
-            undo()
-
-
 # --------------------------------------------------------------------------- twins
 
 
@@ -488,58 +479,27 @@ _CALLERS: weakref.WeakKeyDictionary[Any, dict[Any, Callable[..., Any]]] = (
 trace_count = 0
 
 
-def _tensor_spec(tf: Any, arr: Any, batch_size: int | None) -> Any:
-    shape = (batch_size, None, *np.shape(arr)[2:]) if np.ndim(arr) >= 2 else (batch_size,)
-    return tf.TensorSpec(shape, dtype=tf.as_dtype(np.asarray(arr).dtype))
+def _count_trace() -> None:
+    global trace_count
+    trace_count += 1
 
 
 def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     """A compiled ``model(x, training=False)`` returning numpy outputs.
 
-    Cached per (model, input structure, batch size when ``fixed_batch``, dtype);
-    one trace serves every sequence length (the time dimension is left open).
+    Cached per (model, input structure, batch size when ``fixed_batch``, dtype).
+    TensorFlow: one trace serves every sequence length (the time dimension is
+    left open). JAX: ``jax.jit``, one trace per input shape; stateful RNN
+    states are read before and written back after every call. torch: eager,
+    without autograd.
     """
-    keras = keras_module()
     structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in flatten(x))
     batch = int(np.shape(flatten(x)[0][1])[0]) if fixed_batch else None
     key = (structure, batch)
     per_model = _CALLERS.setdefault(model, {})
     if key in per_model:
         return per_model[key]
-    ref = weakref.ref(model)
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        spec = map_structure(lambda a: _tensor_spec(tf, a, batch), x)
-        # Keras 3 TimeDistributed maps over the *batch* size when the time axis is
-        # unknown at trace time (it reads ops.shape before transposing), so models
-        # holding one are traced with static shapes: one trace per sequence length.
-        static = any(isinstance(lyr, keras.layers.TimeDistributed) for _, lyr in iter_layers(model))
-
-        def body(inputs: Any) -> Any:
-            global trace_count
-            trace_count += 1
-            m = ref()
-            assert m is not None, "model was garbage-collected while in use"
-            return m(inputs, training=False)
-
-        if static:
-            fn = tf.function(body)
-        else:
-            fn = tf.function(body, input_signature=[spec], reduce_retracing=True)
-
-        def call(inputs: Any) -> Any:
-            out = fn(map_structure(lambda a: tf.convert_to_tensor(a), inputs))
-            return map_structure(lambda t: np.asarray(t.numpy()), out)
-    else:  # pragma: no cover - other backends run eagerly until they get their own adapter
-
-        def call(inputs: Any) -> Any:
-            m = ref()
-            assert m is not None, "model was garbage-collected while in use"
-            out = m(inputs, training=False)
-            return map_structure(lambda t: np.asarray(keras.ops.convert_to_numpy(t)), out)
-
+    call = compile_call(weakref.ref(model), x, batch, _count_trace)
     per_model[key] = call
     return call
 

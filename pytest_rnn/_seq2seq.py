@@ -53,9 +53,7 @@ GAP_ROWS = 12
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "numpy"):
-        value = value.numpy()
-    return np.asarray(value)
+    return K.to_numpy(value)
 
 
 def _as_list(out: Any) -> list[Any]:
@@ -390,13 +388,13 @@ class _StepPair(_Inference):
         self.out_time = rank == case.out_rank
 
     def run(self, case: _Case, teacher: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        if (
-            case.feedback.kind == "callable"
-            or K.keras_module().backend.backend() != "tensorflow"
-            or any(_static_batch(m) or K.stateful_layers(m) for m in self.models())
+        fn = None
+        if case.feedback.kind != "callable" and not any(
+            _static_batch(m) or K.stateful_layers(m) for m in self.models()
         ):
+            fn = _fused_decoder(self, case)
+        if fn is None:  # the backend has no in-graph loop, or the models need Python steps
             return self._run_steps(case, teacher)
-        fn = _fused_decoder(self, case)
         return fn(case.enc, case.start, teacher, case.steps)
 
     def _prev(self, v: np.ndarray) -> np.ndarray:
@@ -492,10 +490,11 @@ _DECODERS: weakref.WeakKeyDictionary[Any, dict[Any, tuple[Any, Any]]] = weakref.
 
 def _fused_decoder(
     pair: _StepPair, case: _Case
-) -> Callable[
-    [np.ndarray, np.ndarray, np.ndarray | None, int], tuple[np.ndarray, np.ndarray | None]
-]:
-    """The whole step-wise decode as one compiled call: a ``tf.while_loop`` over steps.
+) -> (
+    Callable[[np.ndarray, np.ndarray, np.ndarray | None, int], tuple[np.ndarray, np.ndarray | None]]
+    | None
+):
+    """The whole step-wise decode as one compiled call, or ``None`` (:func:`K.graph_decoder`).
 
     The step model is traced once, whatever the number of steps; free-running
     and teacher-forced decoding share each step call (the batch holds both
@@ -503,8 +502,6 @@ def _fused_decoder(
     (a static encoder length only when a TimeDistributed layer is in play, for
     the Keras bug with unknown time axes).
     """
-    import tensorflow as tf
-
     keras = K.keras_module()
     static = any(
         isinstance(lyr, keras.layers.TimeDistributed)
@@ -521,62 +518,15 @@ def _fused_decoder(
     if hit is not None and hit[0]() is pair.encoder:
         return hit[1]
 
-    enc_ref, step_ref = weakref.ref(pair.encoder), weakref.ref(pair.step)
-    in_step, argmax = case.in_step, case.feedback.kind == "argmax"
-    prev_time, prev_dtype, out_time = pair.prev_time, tf.as_dtype(pair.prev_dtype), pair.out_time
-    in_dtype, np_in_dtype = tf.as_dtype(case.in_dtype), case.in_dtype
-
-    def prev(v: Any) -> Any:
-        v = tf.cast(v, prev_dtype)
-        return tf.expand_dims(v, 1) if prev_time else v
-
-    def body(enc: Any, start: Any, teacher: Any, steps: Any) -> Any:
-        K.trace_count += 1  # counted with the adapter's compiled callers
-        encoder, step = enc_ref(), step_ref()
-        assert encoder is not None and step is not None, "model was garbage-collected while in use"
-        batch = tf.shape(start)[0]
-        replay = tf.shape(teacher)[0] > 0
-        states = _as_list(encoder(enc, training=False))
-        # Rows [0, batch): free-running; rows [batch, 2 batch): teacher-forced (if any).
-        n_teacher = tf.shape(teacher)[0]
-        states = [tf.concat([s, s[:n_teacher]], 0) for s in states]
-        first = tf.concat([start, teacher[:, 0]], 0)
-        outs = tf.TensorArray(step.outputs[0].dtype, size=steps, element_shape=None)
-
-        def loop(t: Any, cur: Any, s: Any, outs: Any) -> Any:
-            res = _as_list(step([prev(cur), *s], training=False))
-            y = res[0][:, 0] if out_time else res[0]
-            outs = outs.write(t, y)
-            fed = tf.argmax(y[:batch], axis=-1) if argmax else y[:batch]
-            fed = tf.cast(tf.reshape(fed, (-1, *in_step)), in_dtype)
-            nxt = tf.minimum(t + 1, steps - 1)
-            forced = tf.cond(replay, lambda: teacher[:, nxt], lambda: teacher[:, 0])
-            return t + 1, tf.concat([fed, forced], 0), [tf.identity(x) for x in res[1:]], outs
-
-        _, _, _, outs = tf.while_loop(
-            lambda t, *_: t < steps,
-            loop,
-            [tf.constant(0), first, states, outs],
-            shape_invariants=[
-                tf.TensorShape([]),
-                tf.TensorShape([None, *in_step]),
-                [tf.TensorShape([None, *s.shape[1:]]) for s in states],
-                None,
-            ],
-        )
-        stacked = outs.stack()
-        return tf.transpose(stacked, [1, 0, *range(2, len(stacked.shape))])
-
-    spec_in = tf.TensorSpec((None, *in_step), in_dtype)
-    graph = tf.function(
-        body,
-        input_signature=[
-            tf.TensorSpec(enc_shape, tf.as_dtype(case.enc.dtype)),
-            spec_in,
-            tf.TensorSpec((None, None, *in_step), in_dtype),
-            tf.TensorSpec((), tf.int32),
-        ],
-    )
+    enc_ref = weakref.ref(pair.encoder)
+    in_step, np_in_dtype = case.in_step, case.in_dtype
+    graph = K.graph_decoder(
+        pair.encoder, pair.step, enc_shape=enc_shape, enc_dtype=case.enc.dtype,
+        in_step=in_step, in_dtype=case.in_dtype, argmax=case.feedback.kind == "argmax",
+        prev_time=pair.prev_time, prev_dtype=pair.prev_dtype, out_time=pair.out_time,
+    )  # fmt: skip
+    if graph is None:
+        return None
 
     def call(
         enc: np.ndarray, start: np.ndarray, teacher: np.ndarray | None, steps: int
@@ -584,7 +534,7 @@ def _fused_decoder(
         batch = start.shape[0]
         if teacher is None:  # an empty teacher batch: free-running only
             teacher = np.zeros((0, max(steps, 1), *in_step), np_in_dtype)
-        out = np.asarray(graph(enc, start, teacher, np.int32(steps)).numpy())
+        out = graph(enc, start, teacher, steps)
         return out[:batch], (out[batch:] if teacher.shape[0] else None)
 
     # The cached caller holds no model and not the case (whose train_model it would

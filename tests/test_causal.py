@@ -84,6 +84,7 @@ def x(rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- labels
 
 
+@pytest.mark.backends
 def test_seed001_labels_fail_without_model() -> None:
     with pytest.raises(RNNAssertionError) as info:
         assert_labels_causal(labels_from_last_step, binary_x())
@@ -96,6 +97,7 @@ def test_seed001_labels_fail_without_model() -> None:
     assert "label at step 1 depends" not in msg  # step 1 using step 1 is fine
 
 
+@pytest.mark.backends
 def test_seed001_labels_fail_with_its_time_distributed_model() -> None:
     with pytest.raises(RNNAssertionError) as info:
         assert_labels_causal(labels_from_last_step, binary_x(), model=time_distributed())
@@ -105,11 +107,13 @@ def test_seed001_labels_fail_with_its_time_distributed_model() -> None:
     assert "'td'" in msg
 
 
+@pytest.mark.backends
 def test_per_step_labels_pass_with_and_without_the_model() -> None:
     assert_labels_causal(labels_per_step, binary_x())
     assert_labels_causal(labels_per_step, binary_x(steps=3), model=time_distributed())
 
 
+@pytest.mark.backends
 def test_cumsum_labels_fail_with_time_distributed_pass_with_lstm(x: np.ndarray) -> None:
     with pytest.raises(RNNAssertionError) as info:
         assert_labels_causal(cumsum_labels, x, model=time_distributed(3))
@@ -120,6 +124,7 @@ def test_cumsum_labels_fail_with_time_distributed_pass_with_lstm(x: np.ndarray) 
     assert_labels_causal(cumsum_labels, x, model=seq(layers.LSTM(4, return_sequences=True)))
 
 
+@pytest.mark.backends
 def test_long_memory_is_seen_through_gradients(rng: np.random.Generator) -> None:
     # 48 steps: a fresh LSTM's memory of step 0 fades below any tolerance long
     # before step 47, so perturbation alone would call it invisible.
@@ -306,6 +311,7 @@ LEAKS = [
 
 
 @pytest.mark.parametrize(("body", "layer", "why"), LEAKS)
+@pytest.mark.backends
 def test_leaking_layers_are_named(body: Any, layer: str, why: str, x: np.ndarray) -> None:
     keras.config.disable_interactive_logging()
     model = seq(*body(), steps=8)
@@ -351,6 +357,7 @@ CAUSAL = [
 
 
 @pytest.mark.parametrize("body", CAUSAL)
+@pytest.mark.backends
 def test_causal_models_pass(body: Any, x: np.ndarray) -> None:
     assert_model_causal(seq(*body()), x)
 
@@ -395,6 +402,7 @@ def _states(model: keras.Model) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.backends
 def test_stateful_model_is_measured_on_a_copy_and_left_alone(
     go_backwards: bool, x: np.ndarray
 ) -> None:
@@ -418,6 +426,7 @@ def test_stateful_model_is_measured_on_a_copy_and_left_alone(
     assert global_rng() == before
 
 
+@pytest.mark.backends
 def test_weights_and_global_rng_unchanged_on_failure(x: np.ndarray) -> None:
     model = seq(layers.Conv1D(2, 3, padding="same"), layers.Dense(1))
     weights = [w.copy() for w in model.get_weights()]

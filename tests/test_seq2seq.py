@@ -221,6 +221,7 @@ def caught(train: Any, inference: Any, x: Any, **kw: Any) -> str:
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("tokens", [False, True], ids=["regression", "tokens"])
+@pytest.mark.backends
 def test_unrolled_model_passes(nets: dict[tuple[str, bool], Net], cell: str, tokens: bool) -> None:
     net = nets[(cell, tokens)]
     assert_inference_matches_training(net.train, unrolled(net), encoder_inputs(net), **kwargs(net))
@@ -234,6 +235,7 @@ def test_unrolled_model_with_one_stacked_output_passes(lstm: Net) -> None:
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("tokens", [False, True], ids=["regression", "tokens"])
+@pytest.mark.backends
 def test_tutorial_pair_passes_free_running_and_teacher_forced(
     nets: dict[tuple[str, bool], Net], cell: str, tokens: bool
 ) -> None:
@@ -260,6 +262,7 @@ def test_pair_with_a_callable_feedback_agrees_with_argmax(lstm_tokens: Net) -> N
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("tokens", [False, True], ids=["regression", "tokens"])
+@pytest.mark.backends
 def test_plain_callable_passes_free_running_and_teacher_forced(
     nets: dict[tuple[str, bool], Net], cell: str, tokens: bool
 ) -> None:
@@ -310,6 +313,7 @@ def test_default_start_is_decoder_inputs_first_step(lstm: Net) -> None:
 # --------------------------------------------------------------------------- bugs caught
 
 
+@pytest.mark.backends
 def test_state_reinitialised_every_step_is_caught_at_step_1(
     nets: dict[tuple[str, bool], Net],
 ) -> None:
@@ -321,6 +325,7 @@ def test_state_reinitialised_every_step_is_caught_at_step_1(
         assert "first mismatch: step 1, sample 0" in msg
 
 
+@pytest.mark.backends
 def test_fresh_untrained_layer_is_caught_at_step_0_and_named(lstm: Net) -> None:
     msg = caught(lstm.train, unrolled(lstm, "fresh_dense"), encoder_inputs(lstm), start=START)
     assert "step 0 differs" in msg
@@ -360,6 +365,7 @@ def test_start_other_than_trainings_is_caught(lstm: Net) -> None:
     )
 
 
+@pytest.mark.backends
 def test_token_feedback_off_by_one_id_is_caught(lstm_tokens: Net) -> None:
     net = lstm_tokens
     msg = caught(net.train, unrolled(net, "id_off_by_one"), encoder_inputs(net), **kwargs(net))
@@ -389,6 +395,7 @@ def test_tutorial_decoder_on_a_new_rnn_is_caught_in_both_checks(
         assert "not used by the inference: train_model's 'decoder_rnn'" in msg
 
 
+@pytest.mark.backends
 def test_seed_answers_fix_feeding_the_lstm_output_is_caught(lstm: Net) -> None:
     msg = caught(lstm.train, unrolled(lstm, "feed_rnn_output"), encoder_inputs(lstm), start=START)
     assert "step 1 is the first that differs" in msg
@@ -539,6 +546,7 @@ def _weights(models: list[Any]) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("bug", [None, "reinit"], ids=["passing", "failing"])
+@pytest.mark.backends
 def test_models_and_global_rng_untouched(lstm: Net, bug: str | None) -> None:
     inference = unrolled(lstm, bug)
     enc_model, step_model = pair(lstm)
@@ -570,6 +578,7 @@ def test_models_and_global_rng_untouched(lstm: Net, bug: str | None) -> None:
 
 
 @pytest.mark.parametrize("bug", [None, "reinit"], ids=["passing", "failing"])
+@pytest.mark.backends
 def test_stateful_rnn_states_restored(bug: str | None) -> None:
     with _keras.rng_guard():
         net = build_net("lstm", False, batch=BATCH, stateful=True)
@@ -600,6 +609,7 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a.astype(np.float64) - b) ** 2))
 
 
+@pytest.mark.backends
 def test_gap_losses_are_the_training_and_inference_losses(lstm: Net) -> None:
     x, targets = (
         encoder_inputs(lstm),
@@ -608,9 +618,13 @@ def test_gap_losses_are_the_training_and_inference_losses(lstm: Net) -> None:
     inference = unrolled(lstm)
     gap = teacher_forcing_gap(lstm.train, inference, x, targets, start=START)
     shifted = np.concatenate([np.full((BATCH, 1, FEATURES), START), targets[:, :-1]], axis=1)
-    teacher_out = np.asarray(lstm.train([x, shifted.astype("float32")]))
+    teacher_out = keras.ops.convert_to_numpy(lstm.train([x, shifted.astype("float32")]))
     free_out = np.stack(
-        [np.asarray(o) for o in inference([x, np.full((BATCH, 1, FEATURES), START, "float32")])], 1
+        [
+            keras.ops.convert_to_numpy(o)
+            for o in inference([x, np.full((BATCH, 1, FEATURES), START, "float32")])
+        ],
+        1,
     )
     assert gap.teacher_forced_loss == pytest.approx(_mse(teacher_out, targets), rel=1e-5)
     assert gap.free_running_loss == pytest.approx(_mse(free_out, targets), rel=1e-5)

@@ -1,0 +1,606 @@
+"""Backend adapter: the only module that knows TensorFlow, JAX or torch.
+
+Keras 3 fixes its backend at the first ``import keras``; everything pytest-rnn
+does differently per backend is here, behind a handful of functions that
+:mod:`pytest_rnn._keras` re-exports to the assertion modules:
+
+========================  ======================  ======================  =====================
+function                  TensorFlow              JAX                     torch
+========================  ======================  ======================  =====================
+``compile_call``          ``tf.function``, open   ``jax.jit`` over a      eager under
+                          time axis (one trace)   stateless call; RNN     ``torch.no_grad()``
+                                                  states written back;
+                                                  one trace per shape
+``eager_call``            eager                   eager                   eager, ``no_grad``
+``input_gradients``       ``tf.GradientTape``     ``jax.grad``            autograd
+``precision_guard``       TF32 off                matmul "highest"        TF32 off (matmul,
+                                                                          cuDNN)
+``determinism_guard``     op determinism          nothing to do on CPU    deterministic
+                                                  (see ``DETERMINISM``)   algorithms (warn only)
+``seed_guard``            global and op seeds     (no global RNG)         CPU/CUDA RNG states
+``graph_stream``,         one ``tf.while_loop``   ``None``: the caller    ``None``: the caller
+``graph_decoder``         per run                 loops over a jitted     loops eagerly
+                                                  step
+========================  ======================  ======================  =====================
+
+Backend libraries are imported inside functions only (importing pytest_rnn
+stays light), and a guard touches only the libraries already imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from pytest_rnn._compare import flatten
+
+__all__ = [
+    "DETERMINISM",
+    "compile_call",
+    "determinism_guard",
+    "eager_call",
+    "float64_missing",
+    "float64_scope",
+    "graph_decoder",
+    "graph_stream",
+    "input_gradients",
+    "name",
+    "precision_guard",
+    "seed_guard",
+    "to_numpy",
+]
+
+#: What each backend promises for two seeded training runs on one machine.
+DETERMINISM = {
+    "tensorflow": "op determinism on (tf.config.experimental.enable_op_determinism)",
+    "jax": (
+        "deterministic on CPU; on GPU XLA may reorder reductions unless JAX was started "
+        "with XLA_FLAGS=--xla_gpu_deterministic_ops=true (pytest-rnn cannot set it later)"
+    ),
+    "torch": (
+        "torch.use_deterministic_algorithms(True, warn_only=True): an op without a "
+        "deterministic kernel (some CUDA ones) warns and may still differ between runs"
+    ),
+}
+
+
+def name() -> str:
+    """The Keras backend in use: ``"tensorflow"``, ``"jax"``, ``"torch"`` (imports Keras)."""
+    import keras
+
+    return str(keras.backend.backend())
+
+
+def float64_missing() -> str | None:
+    """Why the backend cannot compute in float64 inside :func:`float64_scope`, or ``None``."""
+    jax = sys.modules.get("jax")
+    if (
+        name() == "jax"
+        and jax is not None
+        and not hasattr(jax, "enable_x64")
+        and not jax.config.jax_enable_x64
+    ):
+        return "JAX computes float64 as float32 unless jax_enable_x64 is set"
+    return None
+
+
+@contextlib.contextmanager
+def float64_scope() -> Iterator[None]:
+    """float64 computed as float64 inside (JAX: x64 mode for the block, as it was after)."""
+    jax = sys.modules.get("jax")
+    if name() == "jax" and jax is not None and hasattr(jax, "enable_x64"):
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A backend tensor, Keras variable or array as a numpy array (torch: detached, on CPU)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if type(value).__module__.split(".")[0] not in _TENSOR_MODULES:
+        return np.asarray(value)  # numbers, lists: no backend involved
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+_TENSOR_MODULES = ("tensorflow", "jax", "jaxlib", "torch", "keras")
+
+
+def _map(fn: Callable[[Any], Any], tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_map(fn, v) for v in tree)
+    return fn(tree)
+
+
+@contextlib.contextmanager
+def _no_grad() -> Iterator[None]:
+    torch = sys.modules.get("torch")
+    if torch is None or name() != "torch":
+        yield
+        return
+    with torch.no_grad():
+        yield
+
+
+def eager_call(model: Any, x: Any) -> Any:
+    """``model(x, training=False)`` run eagerly (torch: without autograd), as numpy."""
+    with _no_grad():
+        return _map(to_numpy, model(x, training=False))
+
+
+# --------------------------------------------------------------------------- compiled calls
+
+
+def compile_call(
+    ref: weakref.ref[Any], x: Any, batch: int | None, count: Callable[[], None]
+) -> Callable[[Any], Any]:
+    """A compiled ``model(x, training=False)`` for the model ``ref`` points to; numpy out.
+
+    ``x`` gives the input structure and dtypes; ``batch`` a static batch size
+    (or ``None``); ``count`` is called at every trace.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        return _tf_call(ref, x, batch, count)
+    if backend == "jax":
+        return _jax_call(ref, count)
+
+    def call(inputs: Any) -> Any:  # torch: nothing to compile that pays at this size
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        return eager_call(m, inputs)
+
+    return call
+
+
+def _tf_call(
+    ref: weakref.ref[Any], x: Any, batch: int | None, count: Callable[[], None]
+) -> Callable[[Any], Any]:
+    import keras
+    import tensorflow as tf
+
+    from pytest_rnn._keras import iter_layers
+
+    def spec(a: Any) -> Any:
+        shape = (batch, None, *np.shape(a)[2:]) if np.ndim(a) >= 2 else (batch,)
+        return tf.TensorSpec(shape, dtype=tf.as_dtype(np.asarray(a).dtype))
+
+    model = ref()
+    # Keras 3 TimeDistributed maps over the *batch* size when the time axis is
+    # unknown at trace time (it reads ops.shape before transposing), so models
+    # holding one are traced with static shapes: one trace per sequence length.
+    static = any(isinstance(lyr, keras.layers.TimeDistributed) for _, lyr in iter_layers(model))
+    del model
+
+    def body(inputs: Any) -> Any:
+        count()
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        return m(inputs, training=False)
+
+    if static:
+        fn = tf.function(body)
+    else:
+        fn = tf.function(body, input_signature=[_map(spec, x)], reduce_retracing=True)
+
+    def call(inputs: Any) -> Any:
+        out = fn(_map(tf.convert_to_tensor, inputs))
+        return _map(lambda t: np.asarray(t.numpy()), out)
+
+    return call
+
+
+def _jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
+    """Every variable a call reads, and those it may write (non-trainable ones, RNN states).
+
+    Keras does not track stateful RNN states as the model's variables, so
+    ``stateless_call`` would bake them into the trace as constants; they are
+    added here and written back after each call.
+    """
+    from pytest_rnn._keras import stateful_layers
+
+    seen: set[int] = set()
+    every: list[Any] = []
+    for v in [
+        *model.variables,
+        *(s for _, lyr in stateful_layers(model) for s in (lyr.states or [])),
+    ]:
+        if id(v) not in seen:
+            seen.add(id(v))
+            every.append(v)
+    return every, [v for v in every if not v.trainable]
+
+
+def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any], Any]:
+    import jax
+    import keras
+
+    def pure(values: list[Any], written: list[Any], inputs: Any) -> tuple[Any, list[Any]]:
+        count()
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = _jax_variables(m)
+        mapping = list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            out = m(inputs, training=False)
+            new = [scope.get_current_value(v) for v in mutable]
+        return out, new
+
+    fn = jax.jit(pure)
+
+    def call(inputs: Any) -> Any:
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = _jax_variables(m)
+        out, new = fn(
+            [v.value for v in every if v.trainable],
+            [v.value for v in mutable],
+            _map(np.asarray, inputs),
+        )
+        for var, value in zip(mutable, new):
+            var.assign(value)
+        return _map(lambda t: np.asarray(t), out)
+
+    return call
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def input_gradients(
+    model: Any,
+    leaves: list[np.ndarray],
+    rebuild: Callable[[list[Any]], Any],
+    weigh: Callable[[int, tuple[int, ...]], np.ndarray | None],
+) -> list[np.ndarray | None] | None:
+    """Gradients of ``sum_i sum(out_i * weigh(i, out_i.shape))`` with respect to ``leaves``.
+
+    ``rebuild`` turns a list of leaves into the model's input structure;
+    ``weigh`` returns the weights of flat output ``i`` (``None``: left out),
+    and is called in output order. One array per leaf (``None`` where the
+    output does not depend on it), or ``None`` if the backend gives none.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(leaf) for leaf in leaves]
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            out = flatten(model(rebuild(tensors), training=False))
+            total = tf.constant(0.0, dtype=tf.float64)
+            for i, (_, o) in enumerate(out):
+                w = weigh(i, tuple(o.shape))
+                if w is not None:
+                    total += tf.cast(tf.reduce_sum(o * tf.constant(w, dtype=o.dtype)), tf.float64)
+        grads = tape.gradient(total, tensors)
+        return [None if g is None else np.asarray(g.numpy()) for g in grads]
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def total_of(values: list[Any]) -> Any:
+            out = flatten(model(rebuild(values), training=False))
+            total = jnp.zeros((), jnp.float32)
+            for i, (_, o) in enumerate(out):
+                w = weigh(i, tuple(o.shape))
+                if w is not None:
+                    total = total + jnp.sum(o * jnp.asarray(w, o.dtype)).astype(jnp.float32)
+            return total
+
+        grads = jax.grad(total_of)([jnp.asarray(leaf) for leaf in leaves])
+        return [np.asarray(g) for g in grads]
+    if backend == "torch":
+        import torch
+
+        tensors = [torch.tensor(leaf, requires_grad=True) for leaf in leaves]
+        out = flatten(model(rebuild(tensors), training=False))
+        total = torch.zeros((), dtype=torch.float64)
+        for i, (_, o) in enumerate(out):
+            w = weigh(i, tuple(o.shape))
+            if w is not None:
+                total = total + (o * torch.as_tensor(w, dtype=o.dtype)).sum().double()
+        if not total.requires_grad:
+            return [None] * len(leaves)
+        grads = torch.autograd.grad(total, tensors, allow_unused=True)
+        return [None if g is None else g.detach().cpu().numpy() for g in grads]
+    return None
+
+
+# --------------------------------------------------------------------------- guards
+
+
+@contextlib.contextmanager
+def precision_guard() -> Iterator[None]:
+    """Full float32 matmul precision while checking; the previous settings restored after.
+
+    TensorFlow: TF32 off. JAX: default matmul precision "highest". torch: TF32
+    off for matmul and cuDNN. Only backends already imported are touched.
+    """
+    restore: list[Callable[[], None]] = []
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        exp = tf.config.experimental
+        was = exp.tensor_float_32_execution_enabled()
+        exp.enable_tensor_float_32_execution(False)
+        restore.append(lambda: exp.enable_tensor_float_32_execution(was))
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        old = jax.config.jax_default_matmul_precision
+        jax.config.update("jax_default_matmul_precision", "highest")
+        restore.append(lambda: jax.config.update("jax_default_matmul_precision", old))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        cuda_mm, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+        def _torch_back() -> None:
+            torch.backends.cuda.matmul.allow_tf32 = cuda_mm
+            torch.backends.cudnn.allow_tf32 = cudnn
+
+        restore.append(_torch_back)
+    try:
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
+@contextlib.contextmanager
+def determinism_guard() -> Iterator[None]:
+    """Deterministic ops where the backend offers a switch; the caller's setting restored.
+
+    See :data:`DETERMINISM` for what each backend promises.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        from tensorflow.python.framework import config as tf_config
+
+        was = tf_config.is_op_determinism_enabled()
+        tf_config.enable_op_determinism()
+        try:
+            yield
+        finally:
+            if not was:
+                tf_config.disable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        was, warn = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        )
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was, warn_only=warn)
+    else:  # JAX: deterministic on CPU; the GPU flag must be set before JAX starts
+        yield
+
+
+@contextlib.contextmanager
+def seed_guard() -> Iterator[None]:
+    """Put the backends' global seeds back on exit (``keras.utils.set_random_seed`` moves them).
+
+    TensorFlow: the global seed and the op-seed stream. torch: the CPU (and
+    CUDA) generator states. JAX has no global random state.
+    """
+    restore: list[Callable[[], None]] = []
+    if sys.modules.get("tensorflow") is not None:
+        from tensorflow.python.eager import context as tf_context
+
+        ctx = tf_context.context()
+        saved = {n: getattr(ctx, n) for n in ("_seed", "_rng") if hasattr(ctx, n)}
+
+        def _tf_back() -> None:
+            for n in ("_seed", "_rng"):
+                if n in saved:
+                    setattr(ctx, n, saved[n])
+                elif hasattr(ctx, n):
+                    delattr(ctx, n)
+
+        restore.append(_tf_back)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        cpu = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+        def _torch_back() -> None:
+            torch.set_rng_state(cpu)
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
+
+        restore.append(_torch_back)
+    try:
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
+# --------------------------------------------------------------------------- in-graph loops
+
+
+def graph_stream(
+    twin: Any, x: Any, sequence: list[bool]
+) -> Callable[[Any, np.ndarray, np.ndarray], list[np.ndarray]] | None:
+    """A whole streamed run in one compiled call: ``(x, starts, ends) -> flat outputs``.
+
+    TensorFlow only (``None`` elsewhere): one ``tf.function`` resets ``twin``'s
+    stateful layers and feeds it the chunks ``x[:, starts[i]:ends[i]]`` in a
+    ``tf.while_loop``; one trace per twin (the chunk bounds are tensors).
+    Sequence outputs come back joined along time, last-step outputs as
+    ``(batch, chunks, ...)``. The caller rules out models that cannot take an
+    open time axis.
+    """
+    if name() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    from pytest_rnn import _keras as K
+
+    ref = weakref.ref(twin)
+    batch = int(np.shape(flatten(x)[0][1])[0])
+    flags = list(sequence)
+
+    def spec(a: Any) -> Any:
+        arr = np.asarray(a)
+        return tf.TensorSpec((batch, None, *arr.shape[2:]), dtype=tf.as_dtype(arr.dtype))
+
+    def time_first(t: Any) -> Any:
+        return tf.transpose(t, [1, 0, *range(2, t.shape.rank)])
+
+    def body(xs: Any, starts: Any, ends: Any) -> list[Any]:
+        K.trace_count += 1
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        for _, layer in K.stateful_layers(m):  # K.reset_states, in the graph
+            layer.reset_state()
+
+        def feed(i: Any) -> list[Any]:
+            chunk = _map(lambda a: a[:, starts[i] : ends[i]], xs)
+            return [leaf for _, leaf in flatten(m(chunk, training=False))]
+
+        # The first chunk outside the loop gives the outputs' dtypes and shapes.
+        first = feed(0)
+        arrays = [
+            tf.TensorArray(
+                o.dtype,
+                size=tf.shape(starts)[0],
+                infer_shape=not seq,
+                element_shape=(
+                    tf.TensorShape([None, *o.shape[:1], *o.shape[2:]]) if seq else o.shape
+                ),
+            )
+            for o, seq in zip(first, flags)
+        ]
+        arrays = [
+            ta.write(0, time_first(o) if seq else o) for ta, o, seq in zip(arrays, first, flags)
+        ]
+
+        def step(i: Any, tas: list[Any]) -> tuple[Any, list[Any]]:
+            out = feed(i)
+            return i + 1, [
+                ta.write(i, time_first(o) if seq else o) for ta, o, seq in zip(tas, out, flags)
+            ]
+
+        _, arrays = tf.while_loop(
+            lambda i, _: i < tf.shape(starts)[0], step, (tf.constant(1), arrays)
+        )
+        return [
+            time_first(ta.concat()) if seq else time_first(ta.stack())
+            for ta, seq in zip(arrays, flags)
+        ]
+
+    bounds = tf.TensorSpec((None,), tf.int32)
+    fn = tf.function(body, input_signature=[_map(spec, x), bounds, bounds])
+
+    def run(xs: Any, starts: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
+        tensors = _map(tf.convert_to_tensor, xs)
+        out = fn(tensors, np.asarray(starts, np.int32), np.asarray(ends, np.int32))
+        return [np.asarray(t.numpy()) for t in out]
+
+    return run
+
+
+def graph_decoder(
+    encoder: Any,
+    step: Any,
+    *,
+    enc_shape: tuple[int | None, ...],
+    enc_dtype: np.dtype[Any],
+    in_step: tuple[int, ...],
+    in_dtype: np.dtype[Any],
+    argmax: bool,
+    prev_time: bool,
+    prev_dtype: np.dtype[Any],
+    out_time: bool,
+) -> Callable[[Any, Any, Any, int], np.ndarray] | None:
+    """A whole step-wise decode in one compiled call: ``(enc, start, teacher, steps) -> outputs``.
+
+    TensorFlow only (``None`` elsewhere): a ``tf.while_loop`` over steps
+    around ``step([y_prev, *states]) -> [y, *states]`` after
+    ``encoder(enc) -> states``. Rows ``[0, batch)`` run free (the output,
+    argmax'd if ``argmax``, is fed back), rows ``[batch, 2 batch)`` are fed
+    ``teacher[:, t]`` (an empty ``teacher`` batch: free-running only). The
+    step model is traced once, whatever the number of steps.
+    """
+    if name() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    from pytest_rnn import _keras as K
+
+    enc_ref, step_ref = weakref.ref(encoder), weakref.ref(step)
+    prev_tf, in_tf = tf.as_dtype(prev_dtype), tf.as_dtype(in_dtype)
+
+    def as_list(out: Any) -> list[Any]:
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def prev(v: Any) -> Any:
+        v = tf.cast(v, prev_tf)
+        return tf.expand_dims(v, 1) if prev_time else v
+
+    def body(enc: Any, start: Any, teacher: Any, steps: Any) -> Any:
+        K.trace_count += 1  # counted with the adapter's compiled callers
+        encoder, step = enc_ref(), step_ref()
+        assert encoder is not None and step is not None, "model was garbage-collected while in use"
+        batch = tf.shape(start)[0]
+        replay = tf.shape(teacher)[0] > 0
+        states = as_list(encoder(enc, training=False))
+        n_teacher = tf.shape(teacher)[0]
+        states = [tf.concat([s, s[:n_teacher]], 0) for s in states]
+        first = tf.concat([start, teacher[:, 0]], 0)
+        outs = tf.TensorArray(step.outputs[0].dtype, size=steps, element_shape=None)
+
+        def loop(t: Any, cur: Any, s: Any, outs: Any) -> Any:
+            res = as_list(step([prev(cur), *s], training=False))
+            y = res[0][:, 0] if out_time else res[0]
+            outs = outs.write(t, y)
+            fed = tf.argmax(y[:batch], axis=-1) if argmax else y[:batch]
+            fed = tf.cast(tf.reshape(fed, (-1, *in_step)), in_tf)
+            nxt = tf.minimum(t + 1, steps - 1)
+            forced = tf.cond(replay, lambda: teacher[:, nxt], lambda: teacher[:, 0])
+            return t + 1, tf.concat([fed, forced], 0), [tf.identity(x) for x in res[1:]], outs
+
+        _, _, _, outs = tf.while_loop(
+            lambda t, *_: t < steps,
+            loop,
+            [tf.constant(0), first, states, outs],
+            shape_invariants=[
+                tf.TensorShape([]),
+                tf.TensorShape([None, *in_step]),
+                [tf.TensorShape([None, *s.shape[1:]]) for s in states],
+                None,
+            ],
+        )
+        stacked = outs.stack()
+        return tf.transpose(stacked, [1, 0, *range(2, len(stacked.shape))])
+
+    graph = tf.function(
+        body,
+        input_signature=[
+            tf.TensorSpec(enc_shape, tf.as_dtype(enc_dtype)),
+            tf.TensorSpec((None, *in_step), in_tf),
+            tf.TensorSpec((None, None, *in_step), in_tf),
+            tf.TensorSpec((), tf.int32),
+        ],
+    )
+
+    def call(enc: Any, start: Any, teacher: Any, steps: int) -> np.ndarray:
+        return np.asarray(graph(enc, start, teacher, np.int32(steps)).numpy())
+
+    return call
