@@ -82,12 +82,15 @@ def _report_dir(config: pytest.Config) -> tuple[str | None, str]:
 
 
 _SAVED = pytest.StashKey[_config.Snapshot]()
-_RECORDING = pytest.StashKey[bool]()
+_RECORDING = pytest.StashKey[tuple[bool, "str | None"]]()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SAVED] = _config.snapshot()
+    # Saved before anything can fail: unconfigure runs even when configure raised
+    # (a bad option), and a pytester run in-process must leave the outer run recording.
+    config.stash[_RECORDING] = (_report.recorder.enabled, _report.recorder.test_id)
     report_dir, report_base = _report_dir(config)
     try:
         _config.configure(
@@ -99,7 +102,6 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
-    config.stash[_RECORDING] = _report.recorder.enabled
     _report.recorder.enabled = True
     if not hasattr(config, "workerinput"):  # xdist workers: the controller sums up
         config.pluginmanager.register(_Summary(), "pytest-rnn-summary")
@@ -113,7 +115,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     saved = config.stash.get(_SAVED, None)
     if saved is not None:
         _config.restore(saved)
-    _report.recorder.enabled = config.stash.get(_RECORDING, False)
+    recording = config.stash.get(_RECORDING, None)
+    if recording is not None:
+        _report.recorder.enabled, _report.recorder.test_id = recording
 
 
 def pytest_runtest_logstart(nodeid: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import hypothesis
 import pytest
 
-from pytest_rnn import _config
+from pytest_rnn import _config, _report
 
 pytest_plugins = ["pytester"]  # also enabled by `-p pytester` in addopts
 
@@ -138,6 +138,8 @@ def test_bad_values_are_usage_errors(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stderr.fnmatch_lines([f"ERROR: *{fragment}*"])
+    # The refused inner session must not switch off this session's assertion records.
+    assert _report.recorder.enabled
 
 
 @pytest.mark.parametrize(
