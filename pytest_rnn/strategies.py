@@ -915,6 +915,10 @@ class LayerSpec:
         text = f"{self.kind}({', '.join(parts)})"
         return f"{self.wrapper}({text})" if self.wrapper else text
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints falsifying examples with this, not with repr().
+        printer.text(repr(self))
+
     def build(self, *, seed: int, dtype: str | None = None, stateful: bool | None = None) -> Any:
         """A new Keras layer with seeded initialisers.
 
@@ -1022,6 +1026,10 @@ class SequenceModel:
         head = "tokens" if self.features is None else f"features={self.features}"
         layers = ", ".join(repr(layer) for layer in self.layers)
         return f"SequenceModel({head}, layers=[{layers}], dtype={self.dtype!r}, seed={self.seed})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints falsifying examples with this, not with repr().
+        printer.text(repr(self))
 
     @property
     def tokens(self) -> bool:
@@ -1401,6 +1409,10 @@ class Seq2SeqModel:
             f"Seq2SeqModel({self.cell}({self.units}), {kind}, "
             f"decoder_steps={self.decoder_steps}, dtype={self.dtype!r}, seed={self.seed})"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints falsifying examples with this, not with repr().
+        printer.text(repr(self))
 
     @property
     def tokens(self) -> bool:
