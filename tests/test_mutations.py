@@ -327,3 +327,14 @@ def test_step_states_handed_back_in_another_dtype_are_judged_not_crashed() -> No
     with pytest.raises(pytest_rnn.RNNAssertionError, match="step 1 is the first that differs"):
         pytest_rnn.assert_inference_matches_training(net.train, reset, enc, **spec.inference_kwargs)
     pytest_rnn.assert_inference_matches_training(net.train, net.pair, enc, **spec.inference_kwargs)
+
+
+def test_batch_mixing_is_caught_when_the_other_samples_read_the_same_backwards() -> None:
+    # Time-reversing a palindromic sample changes nothing, so the independence check
+    # saw no change and missed the mixing; such samples now take another sample's data.
+    spec = SequenceModel((LayerSpec.of("Embedding", 4, 1), LayerSpec.of("LSTM", 2)), features=None)
+    x = np.array([[1, 2, 3], [2, 1, 2]], dtype="int32")  # sample 1 is a palindrome
+    mixing = spec.inserted(1, LayerSpec.of("UnitNormalization", axis=0)).build()
+    with pytest.raises(pytest_rnn.RNNAssertionError, match="Samples are not independent"):
+        pytest_rnn.assert_stateful_equals_batch(mixing, x)
+    pytest_rnn.assert_stateful_equals_batch(spec.build(), x)
