@@ -11,8 +11,12 @@ Defaults stay small (batch <= 4, steps <= 16, values in [-1, 1]) so that
 tests running a recurrent model on every example finish quickly and the model
 does not saturate.
 
+:func:`sequence_models` and :func:`seq2seq_models` draw small Keras models as
+readable specs (:class:`SequenceModel`, :class:`Seq2SeqModel`) whose ``build()``
+makes the model with seeded weights.
+
 This module imports only Hypothesis and NumPy. No deep-learning backend is
-loaded when you build these strategies.
+loaded when you build these strategies or draw specs; ``build()`` imports Keras.
 
 Example:
     A streaming test that draws a batch and a schedule to feed it in::

@@ -43,6 +43,12 @@ def _varied(x: np.ndarray) -> bool:
     return len(np.unique(x)) > 1
 
 
+def aligned_labels(x: np.ndarray) -> np.ndarray:
+    """Per-step labels from the same step only: what a correct labelling looks like."""
+    per_step = x % 3 if x.ndim == 2 else x.sum(axis=-1) > 0
+    return np.asarray(per_step, dtype="int32")
+
+
 def test_drawn_models_stream_and_are_causal() -> None:
     seen: Counter[str] = Counter()
 
@@ -59,6 +65,7 @@ def test_drawn_models_stream_and_are_causal() -> None:
         seen["stateful"] += 1
         if spec.return_sequences and _varied(x):
             pytest_rnn.assert_model_causal(model, x)
+            pytest_rnn.assert_labels_causal(aligned_labels, x, model=model)
             seen["causal"] += 1
         seen["models"] += 1
         seen["masked"] += spec.masked
