@@ -574,7 +574,10 @@ def graph_decoder(
             fed = tf.cast(tf.reshape(fed, (-1, *in_step)), in_tf)
             nxt = tf.minimum(t + 1, steps - 1)
             forced = tf.cond(replay, lambda: teacher[:, nxt], lambda: teacher[:, 0])
-            return t + 1, tf.concat([fed, forced], 0), [tf.identity(x) for x in res[1:]], outs
+            # States come back in the dtype the step model computes them in; the next
+            # call casts them to its inputs' dtype, so the loop carries that one.
+            carried = [tf.cast(x, old.dtype) for x, old in zip(res[1:], s)] + res[1 + len(s) :]
+            return t + 1, tf.concat([fed, forced], 0), carried, outs
 
         _, _, _, outs = tf.while_loop(
             lambda t, *_: t < steps,

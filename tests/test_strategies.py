@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -17,11 +18,16 @@ from hypothesis.errors import InvalidArgument
 
 from pytest_rnn import strategies as rs
 from pytest_rnn.strategies import (
+    LayerSpec,
     PaddedSequences,
+    Seq2SeqModel,
+    SequenceModel,
     chunkings,
     padded_sequences,
     padded_token_sequences,
     rnn_settings,
+    seq2seq_models,
+    sequence_models,
     sequence_shapes,
     sequences,
     token_sequences,
@@ -348,6 +354,160 @@ def test_padded_token_sequences_fixed_shape_and_lengths(batch: PaddedSequences) 
     check_padded(batch, min_length=2, max_length=4)
 
 
+# --------------------------------------------------------------------------- models
+
+
+def check_spec(spec: SequenceModel) -> None:
+    """What every drawn SequenceModel promises, checked without building it."""
+    rnns = [layer for layer in spec.layers if layer.recurrent]
+    assert rnns and all(layer.wrapper is None for layer in rnns)
+    assert all(layer.options["return_sequences"] for layer in rnns[:-1])
+    assert spec.return_sequences == rnns[-1].options["return_sequences"]
+    if spec.tokens:
+        assert spec.layers[0].kind == "Embedding"
+        assert spec.vocab_size is not None and spec.vocab_size >= 4
+    else:
+        assert spec.features is not None and spec.features >= 1
+        assert all(layer.kind != "Embedding" for layer in spec.layers)
+    for layer in spec.layers:
+        if layer.wrapper == "TimeDistributed":
+            assert spec.return_sequences
+        if layer.kind == "LayerNormalization":
+            assert "axis" not in layer.options  # over features: it streams
+        if layer.options.get("activation") == "softmax":
+            assert layer.args[0] > 1
+    text = repr(spec)  # what Hypothesis prints for a falsifying example
+    assert text.startswith("SequenceModel(") and all(repr(x) in text for x in spec.layers)
+
+
+@PROPERTY
+@given(sequence_models())
+def test_sequence_models_default_contract(spec: SequenceModel) -> None:
+    check_spec(spec)
+    rnns = [layer for layer in spec.layers if layer.recurrent]
+    assert 1 <= len(rnns) <= 2
+    assert all(2 <= layer.args[0] <= 8 for layer in rnns)
+    assert spec.dtype in ("float32", "float64")
+
+
+@PROPERTY
+@given(
+    sequence_models(
+        cells=["GRU"], min_layers=3, max_layers=3, min_units=5, max_units=6, max_features=2,
+        return_sequences=True, tokens=False, dtypes=["float64"],
+    )
+)  # fmt: skip
+def test_sequence_models_bounds_are_respected(spec: SequenceModel) -> None:
+    check_spec(spec)
+    rnns = [layer for layer in spec.layers if layer.recurrent]
+    assert [layer.kind for layer in rnns] == ["GRU"] * 3
+    assert all(5 <= layer.args[0] <= 6 for layer in rnns)
+    assert spec.return_sequences and not spec.tokens and spec.dtype == "float64"
+    assert spec.features is not None and spec.features <= 2
+
+
+@PROPERTY
+@given(sequence_models(tokens=st.just(True), return_sequences=st.sampled_from([False])))
+def test_sequence_models_value_or_strategy(spec: SequenceModel) -> None:
+    check_spec(spec)
+    assert spec.tokens and not spec.return_sequences
+
+
+def test_sequence_models_reach_every_layer_kind_and_shrink_to_one_lstm() -> None:
+    models = sequence_models()
+    for kind in ["LSTM", "GRU", "SimpleRNN", "Masking", "Dropout", "LayerNormalization", "Dense"]:
+        found = find(models, lambda s, k=kind: any(x.kind == k for x in s.layers), settings=EXISTS)
+        assert any(layer.kind == kind for layer in found.layers)
+    assert find(
+        models, lambda s: any(x.wrapper == "TimeDistributed" for x in s.layers), settings=EXISTS
+    )
+    assert (
+        find(models, lambda s: s.tokens and s.masked, settings=EXISTS)
+        .layers[0]
+        .options["mask_zero"]
+    )
+    assert find(models, lambda s: len([x for x in s.layers if x.recurrent]) == 2, settings=EXISTS)
+    assert find(models, lambda s: s.dtype == "float64", settings=EXISTS).dtype == "float64"
+    minimal = find(models, lambda s: True, settings=FIND)
+    assert repr(minimal) == (
+        "SequenceModel(features=1, layers=[LSTM(2, return_sequences=False)], dtype='float32', seed=0)"
+    )
+
+
+@settings(max_examples=3, database=None, deadline=None)
+@given(st.data())
+def test_built_models_take_the_drawn_inputs(data: st.DataObject) -> None:
+    spec = data.draw(sequence_models(max_layers=1))
+    x = data.draw(spec.inputs(min_batch=2, max_batch=3, min_steps=2, max_steps=5))
+    assert 2 <= x.shape[0] <= 3 and 2 <= x.shape[1] <= 5
+    if spec.tokens:
+        assert x.ndim == 2 and x.dtype == np.int32 and x.max() < (spec.vocab_size or 0)
+    else:
+        assert x.shape[2] == spec.features and x.dtype == np.dtype(spec.dtype)
+    model = spec.build()
+    y = np.asarray(model(x))
+    assert y.shape[0] == x.shape[0] and (y.ndim == 3) == spec.return_sequences
+    assert y.dtype == np.dtype(spec.dtype)
+    stream = spec.build(batch_size=1, stateful=True)
+    assert all(layer.stateful for layer in stream.layers if hasattr(layer, "stateful"))
+    for a, b in zip(model.get_weights(), stream.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_building_leaves_the_global_random_state_alone() -> None:
+    import random
+
+    py, np_state = random.getstate(), np.random.get_state()
+    SequenceModel((LayerSpec.of("GRU", 3), LayerSpec.of("Dense", 2))).build()
+    assert random.getstate() == py
+    assert np.array_equal(np.random.get_state()[1], np_state[1])
+
+
+def test_layer_specs_read_like_the_keras_call() -> None:
+    spec = LayerSpec.of("LSTM", 4, wrapper="Bidirectional", return_sequences=True)
+    assert repr(spec) == "Bidirectional(LSTM(4, return_sequences=True))"
+    assert repr(spec.replace(go_backwards=True)).endswith("go_backwards=True))")
+    model = SequenceModel((spec,)).build()
+    assert type(model.layers[0]).__name__ == "Bidirectional"
+    inserted = SequenceModel((LayerSpec.of("GRU", 2),)).inserted(0, LayerSpec.of("Masking"))
+    assert [x.kind for x in inserted.layers] == ["Masking", "GRU"]
+
+
+@PROPERTY
+@given(seq2seq_models(cells=["GRU"], min_units=3, max_units=3, max_decoder_steps=2, tokens=True))
+def test_seq2seq_models_bounds_are_respected(spec: Seq2SeqModel) -> None:
+    assert spec.cell == "GRU" and spec.units == 3 and spec.tokens
+    assert 1 <= spec.decoder_steps <= 2
+    assert spec.inference_kwargs == {"start": 1, "feedback": "argmax"}
+
+
+def test_seq2seq_models_shrink_to_a_small_float_lstm() -> None:
+    minimal = find(seq2seq_models(), lambda s: True, settings=FIND)
+    assert repr(minimal) == (
+        "Seq2SeqModel(LSTM(2), features=1, activation=None, decoder_steps=1, "
+        "dtype='float32', seed=0)"
+    )
+    assert find(seq2seq_models(), lambda s: s.tokens, settings=EXISTS).tokens
+
+
+@settings(max_examples=3, database=None, deadline=None)
+@given(st.data())
+def test_built_encoder_decoders_fit_their_inputs(data: st.DataObject) -> None:
+    spec = data.draw(seq2seq_models(max_decoder_steps=3))
+    enc, dec = data.draw(spec.inputs(min_batch=2, max_batch=2))
+    assert enc.shape[0] == dec.shape[0] == 2
+    assert dec.shape[1] == spec.decoder_steps
+    assert (dec[:, 0] == spec.start).all()
+    net = spec.build()
+    y = np.asarray(net.train([enc, dec]))
+    assert y.shape[:2] == (2, spec.decoder_steps)
+    states = net.encoder_model(enc)
+    states = [np.asarray(a) for a in (states if isinstance(states, (list, tuple)) else [states])]
+    assert len(states) == (2 if spec.cell == "LSTM" else 1)
+    step = net.decoder_step_model([dec[:, :1], *states])
+    np.testing.assert_allclose(np.asarray(step[0])[:, 0], y[:, 0], rtol=1e-5, atol=1e-6)
+
+
 # --------------------------------------------------------------------------- invalid arguments
 
 INVALID: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
@@ -396,6 +556,23 @@ INVALID: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
     (padded_token_sequences, {"min_token": 0}, "min_token"),
     (padded_token_sequences, {"padding": "both"}, "padding"),
     (padded_token_sequences, {"shape": (2, 2), "min_length": 3}, "min_length"),
+    (sequence_models, {"cells": ["LSTM", "Transformer"]}, "cells"),
+    (sequence_models, {"cells": "LSTM"}, "cells"),
+    (sequence_models, {"cells": []}, "cells"),
+    (sequence_models, {"min_layers": 0}, "min_layers"),
+    (sequence_models, {"min_layers": 3, "max_layers": 2}, "max_layers"),
+    (sequence_models, {"min_units": 0}, "min_units"),
+    (sequence_models, {"min_units": 5, "max_units": 4}, "max_units"),
+    (sequence_models, {"max_features": 0}, "max_features"),
+    (sequence_models, {"return_sequences": "yes"}, "return_sequences"),
+    (sequence_models, {"tokens": 1}, "tokens"),
+    (sequence_models, {"dtypes": ["float16"]}, "dtypes"),
+    (seq2seq_models, {"cells": ["SimpleRNN"]}, "cells"),
+    (seq2seq_models, {"min_units": 4, "max_units": 3}, "max_units"),
+    (seq2seq_models, {"min_decoder_steps": 0}, "min_decoder_steps"),
+    (seq2seq_models, {"min_decoder_steps": 3, "max_decoder_steps": 2}, "max_decoder_steps"),
+    (seq2seq_models, {"tokens": "no"}, "tokens"),
+    (seq2seq_models, {"dtypes": ("bfloat16",)}, "dtypes"),
 ]
 
 
@@ -421,8 +598,9 @@ def test_invalid_arguments_fail_at_call_time(
         (lambda: padded_sequences(padding=st.just("middle")), "padding"),
         (lambda: chunkings(st.just(0)), "steps"),
         (lambda: token_sequences(shape=st.just((2, 3, 4))), "shape"),
+        (lambda: sequence_models(return_sequences=st.just(1)), "return_sequences"),
     ],
-    ids=["features", "shape", "dtype", "padding", "steps", "token-shape"],
+    ids=["features", "shape", "dtype", "padding", "steps", "token-shape", "return-sequences"],
 )
 def test_invalid_drawn_values_fail_when_drawn(
     strategy: Callable[[], st.SearchStrategy[Any]], fragment: str
@@ -489,16 +667,39 @@ def test_strategies_pass_stock_health_checks(strategy: st.SearchStrategy[Any]) -
     run()
 
 
-def test_module_imports_only_hypothesis_numpy_and_stdlib() -> None:
-    tree = ast.parse(Path(rs.__file__).read_text())
+def _import_roots(nodes: Any) -> set[str]:
     roots: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             roots.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_module_imports_only_hypothesis_numpy_and_stdlib() -> None:
+    tree = ast.parse(Path(rs.__file__).read_text())
     allowed = {"hypothesis", "numpy"} | set(sys.stdlib_module_names)
-    assert roots <= allowed, roots - allowed
+    top_level = _import_roots(tree.body)
+    assert top_level <= allowed, top_level - allowed
+    # Building a drawn model needs Keras: imported inside the functions that build.
+    everywhere = _import_roots(ast.walk(tree))
+    assert everywhere <= allowed | {"keras"}, everywhere - allowed - {"keras"}
+
+
+def test_drawing_model_specs_loads_no_backend() -> None:
+    code = (
+        "import sys\n"
+        "from hypothesis import given, settings\n"
+        "from pytest_rnn.strategies import seq2seq_models, sequence_models\n"
+        "@settings(max_examples=20, database=None)\n"
+        "@given(sequence_models(), seq2seq_models())\n"
+        "def run(a, b): repr(a), repr(b)\n"
+        "run()\n"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_all_lists_the_public_api() -> None:
