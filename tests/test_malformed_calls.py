@@ -617,6 +617,24 @@ ROWS: list[Row] = [
         "shape-shorter-than-min_length": lambda z: strategies.padded_token_sequences(
             shape=(2, 2), min_length=4),
     }),
+    *rows("strategies.sequence_models", "cells|layers|units|max_features|dtypes|return_sequences|tokens", {
+        "cells-unknown": lambda z: strategies.sequence_models(cells=("LSTM", "Transformer")),
+        "cells-empty": lambda z: strategies.sequence_models(cells=()),
+        "min_layers-zero": lambda z: strategies.sequence_models(min_layers=0),
+        "max_layers-below-min": lambda z: strategies.sequence_models(min_layers=3, max_layers=2),
+        "max_units-below-min": lambda z: strategies.sequence_models(min_units=5, max_units=4),
+        "max_features-zero": lambda z: strategies.sequence_models(max_features=0),
+        "dtypes-int": lambda z: strategies.sequence_models(dtypes=("int32",)),
+        "tokens-string": lambda z: strategies.sequence_models(tokens="yes"),
+    }),
+    *rows("strategies.seq2seq_models", "cells|units|max_features|decoder_steps|dtypes|tokens", {
+        "cells-unknown": lambda z: strategies.seq2seq_models(cells=("Transformer",)),
+        "min_units-zero": lambda z: strategies.seq2seq_models(min_units=0),
+        "max_decoder_steps-below-min": lambda z: strategies.seq2seq_models(
+            min_decoder_steps=4, max_decoder_steps=3),
+        "min_decoder_steps-float": lambda z: strategies.seq2seq_models(min_decoder_steps=1.5),
+        "dtypes-float16": lambda z: strategies.seq2seq_models(dtypes=("float16",)),
+    }),
 ]  # fmt: skip
 
 #: Public callables without rows, with why: they take no argument a user gets wrong.
@@ -627,6 +645,10 @@ NO_ROWS = {
     "ResetStatesCallback": "takes no arguments (a Keras callback)",
     "strategies.PaddedSequences": "a result object the strategies build",
     "strategies.rnn_settings": "a Hypothesis settings object, validated by Hypothesis",
+    "strategies.LayerSpec": "a drawn spec the model strategies build, not a user",
+    "strategies.SequenceModel": "a drawn spec the model strategies build, not a user",
+    "strategies.Seq2SeqModel": "a drawn spec the model strategies build, not a user",
+    "strategies.Seq2SeqNet": "the built models of a drawn Seq2SeqModel, not a user's input",
 }
 
 
