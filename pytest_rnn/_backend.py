@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_rnn._compare import flatten
+from pytest_rnn._compare import flatten, map_structure
 
 __all__ = [
     "DETERMINISM",
@@ -114,12 +114,6 @@ def to_numpy(value: Any) -> np.ndarray:
 _TENSOR_MODULES = ("tensorflow", "jax", "jaxlib", "torch", "keras")
 
 
-def _map(fn: Callable[[Any], Any], tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _map(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_map(fn, v) for v in tree)
-    return fn(tree)
 
 
 @contextlib.contextmanager
@@ -135,7 +129,7 @@ def _no_grad() -> Iterator[None]:
 def eager_call(model: Any, x: Any) -> Any:
     """``model(x, training=False)`` run eagerly (torch: without autograd), as numpy."""
     with _no_grad():
-        return _map(to_numpy, model(x, training=False))
+        return map_structure(to_numpy, model(x, training=False))
 
 
 # --------------------------------------------------------------------------- compiled calls
@@ -191,11 +185,11 @@ def _tf_call(
     if static:
         fn = tf.function(body)
     else:
-        fn = tf.function(body, input_signature=[_map(spec, x)], reduce_retracing=True)
+        fn = tf.function(body, input_signature=[map_structure(spec, x)], reduce_retracing=True)
 
     def call(inputs: Any) -> Any:
-        out = fn(_map(tf.convert_to_tensor, inputs))
-        return _map(lambda t: np.asarray(t.numpy()), out)
+        out = fn(map_structure(tf.convert_to_tensor, inputs))
+        return map_structure(lambda t: np.asarray(t.numpy()), out)
 
     return call
 
@@ -245,11 +239,11 @@ def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any
         out, new = fn(
             [v.value for v in every if v.trainable],
             [v.value for v in mutable],
-            _map(np.asarray, inputs),
+            map_structure(np.asarray, inputs),
         )
         for var, value in zip(mutable, new):
             var.assign(value)
-        return _map(lambda t: np.asarray(t), out)
+        return map_structure(lambda t: np.asarray(t), out)
 
     return call
 
@@ -471,7 +465,7 @@ def graph_stream(
             layer.reset_state()
 
         def feed(i: Any) -> list[Any]:
-            chunk = _map(lambda a: a[:, starts[i] : ends[i]], xs)
+            chunk = map_structure(lambda a: a[:, starts[i] : ends[i]], xs)
             return [leaf for _, leaf in flatten(m(chunk, training=False))]
 
         # The first chunk outside the loop gives the outputs' dtypes and shapes.
@@ -506,10 +500,10 @@ def graph_stream(
         ]
 
     bounds = tf.TensorSpec((None,), tf.int32)
-    fn = tf.function(body, input_signature=[_map(spec, x), bounds, bounds])
+    fn = tf.function(body, input_signature=[map_structure(spec, x), bounds, bounds])
 
     def run(xs: Any, starts: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
-        tensors = _map(tf.convert_to_tensor, xs)
+        tensors = map_structure(tf.convert_to_tensor, xs)
         out = fn(tensors, np.asarray(starts, np.int32), np.asarray(ends, np.int32))
         return [np.asarray(t.numpy()) for t in out]
 

@@ -8,7 +8,7 @@ pure functions of their inputs so they can be tested on numpy arrays alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "flatten",
     "format_mismatch",
     "format_value",
+    "map_structure",
     "resolve_tolerance",
 ]
 
@@ -114,6 +115,15 @@ def flatten(tree: Any, path: str = "") -> list[tuple[str, Any]]:
             out.extend(flatten(item, f"{path}[{i}]"))
         return out
     return [(path, tree)]
+
+
+def map_structure(fn: Callable[[Any], Any], tree: Any) -> Any:
+    """Apply ``fn`` to every leaf of nested lists, tuples and dicts; same structure out."""
+    if isinstance(tree, dict):
+        return {k: map_structure(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(map_structure(fn, v) for v in tree)
+    return fn(tree)
 
 
 @dataclass(frozen=True)

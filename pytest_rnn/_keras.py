@@ -33,7 +33,7 @@ from pytest_rnn._backend import (
     to_numpy,
 )
 from pytest_rnn._backend import name as backend_name
-from pytest_rnn._compare import flatten
+from pytest_rnn._compare import flatten, map_structure
 
 __all__ = [
     "DETERMINISM",
@@ -51,6 +51,7 @@ __all__ = [
     "graph_stream",
     "input_gradients",
     "iter_layers",
+    "map_structure",
     "precision_guard",
     "reset_states",
     "rng_guard",
@@ -504,13 +505,6 @@ def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     return call
 
 
-def map_structure(fn: Callable[[Any], Any], tree: Any) -> Any:
-    """Apply ``fn`` to every leaf of nested lists, tuples and dicts."""
-    if isinstance(tree, dict):
-        return {k: map_structure(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(map_structure(fn, v) for v in tree)
-    return fn(tree)
 
 
 # --------------------------------------------------------------------------- callback
