@@ -1,7 +1,8 @@
 """Regenerate the README's failure pictures from the examples.
 
 Runs the example tests that catch each seed's bug with ``--rnn-report-dir``
-pointed at a temporary folder, then copies one picture of each kind here:
+pointed at a temporary folder, then copies one picture of each kind here, and
+draws ``TeacherForcingGap.plot()`` for seed 000's loop (gap.png):
 
     python docs/make_pictures.py
 
@@ -57,7 +58,29 @@ def main() -> int:
             source = Path(tmp) / f"{stem}-{assertion}.png"
             shutil.copyfile(source, out / name)
             print(f"{out / name}: {source.stat().st_size // 1024} KB")
+    gap_picture(out / "gap.png")
     return 0
+
+
+def gap_picture(path: Path) -> None:
+    """Seed 000's model trained as its example trains it, and its gap drawn."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import keras
+    import test_seq2seq_inference as ex
+
+    from pytest_rnn import teacher_forcing_gap
+
+    keras.utils.set_random_seed(0)
+    net = ex.Seq2Seq()
+    x, y = ex.series(384, seed=0)
+    net.train_model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    net.train_model.fit([x, ex.teacher_forced(y)], y, batch_size=16, epochs=3, verbose=0)
+    x_valid, y_valid = ex.series(64, seed=1)
+    gap = teacher_forcing_gap(
+        net.train_model, net.inference_model(), x_valid, y_valid, start=ex.START
+    )
+    gap.plot(path)
+    print(f"{path}: {path.stat().st_size // 1024} KB")
 
 
 if __name__ == "__main__":

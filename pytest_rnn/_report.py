@@ -261,6 +261,7 @@ def _note(ax: Axes, x: float, text: str) -> None:
         text, xy=(x, 1.0), xycoords=("data", "axes fraction"), xytext=(5, -14),
         textcoords="offset points", color=_RED, fontsize=9,
         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+        zorder=6,  # above a legend that "best" placed over it
     )  # fmt: skip
 
 
