@@ -81,19 +81,6 @@ def make_dropout() -> keras.Model:
 
 STATEFUL_KW = {"batch_size": BATCH, "shuffle": False}
 
-#: Keras 3.15 on torch assigns RNN states in place during the forward pass, and
-#: autograd then refuses the backward pass: a stateful RNN cannot be fitted there.
-TORCH_CANNOT_FIT_STATEFUL = pytest.mark.skipif(
-    keras.backend.backend() == "torch",
-    reason="Keras on torch cannot fit a stateful RNN (in-place state assignment breaks autograd)",
-)
-#: Keras 3.15 on JAX drops stateful RNN state updates inside fit(): a reset
-#: in one run changes nothing there.
-JAX_FIT_DROPS_STATES = pytest.mark.skipif(
-    keras.backend.backend() == "jax",
-    reason="Keras on JAX drops stateful RNN state updates inside fit() (untracked variables)",
-)
-
 
 # --------------------------------------------------------------------------- globals
 
@@ -164,7 +151,7 @@ def global_state() -> Iterator[Callable[[], None]]:
 
 @pytest.mark.parametrize("reset", [False, True], ids=["states-carried", "states-reset"])
 @pytest.mark.backends
-@TORCH_CANNOT_FIT_STATEFUL
+@pytest.mark.fits_stateful
 def test_seed_002_stateful_model_passes_with_and_without_resets(
     data: tuple[np.ndarray, np.ndarray], reset: bool, global_state: Callable[[], None]
 ) -> None:
@@ -318,8 +305,7 @@ class _ResetOnTrainBegin(keras.callbacks.Callback):
 
 
 @pytest.mark.backends
-@TORCH_CANNOT_FIT_STATEFUL
-@JAX_FIT_DROPS_STATES
+@pytest.mark.fit_carries_states
 def test_states_reset_in_one_run_only_is_caught(data: tuple[np.ndarray, np.ndarray]) -> None:
     """A reset at every fit call: once in the single fit, every epoch in the loop."""
     with pytest.raises(RNNAssertionError) as info:

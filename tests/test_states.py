@@ -20,19 +20,6 @@ from pytest_rnn import get_states, reset_states, set_states, stateful_twin
 
 B, T, F = 2, 5, 3
 
-#: Keras 3.15 on torch assigns RNN states in place during the forward pass, and
-#: autograd then refuses the backward pass: a stateful RNN cannot be fitted there.
-TORCH_CANNOT_FIT_STATEFUL = pytest.mark.skipif(
-    keras.backend.backend() == "torch",
-    reason="Keras on torch cannot fit a stateful RNN (in-place state assignment breaks autograd)",
-)
-#: Keras 3.15 on JAX does not track RNN states as variables, so its jitted
-#: train and predict steps drop their updates: states never carry in fit().
-JAX_FIT_DROPS_STATES = pytest.mark.skipif(
-    keras.backend.backend() == "jax",
-    reason="Keras on JAX drops stateful RNN state updates inside fit() (untracked variables)",
-)
-
 
 def nested_stateful() -> keras.Model:
     """Functional model with stateful RNNs at every depth the helpers must reach.
@@ -450,8 +437,7 @@ def train_data() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.backends
-@TORCH_CANNOT_FIT_STATEFUL
-@JAX_FIT_DROPS_STATES
+@pytest.mark.fit_carries_states
 def test_reset_callback_resets_at_every_epoch_start(
     train_data: tuple[np.ndarray, np.ndarray],
 ) -> None:
@@ -469,8 +455,7 @@ def test_reset_callback_resets_at_every_epoch_start(
 
 
 @pytest.mark.backends
-@TORCH_CANNOT_FIT_STATEFUL
-@JAX_FIT_DROPS_STATES
+@pytest.mark.fit_carries_states
 def test_without_the_callback_states_carry_into_the_next_epoch(
     train_data: tuple[np.ndarray, np.ndarray],
 ) -> None:
