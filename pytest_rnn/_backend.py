@@ -114,8 +114,6 @@ def to_numpy(value: Any) -> np.ndarray:
 _TENSOR_MODULES = ("tensorflow", "jax", "jaxlib", "torch", "keras")
 
 
-
-
 @contextlib.contextmanager
 def _no_grad() -> Iterator[None]:
     torch = sys.modules.get("torch")
@@ -322,34 +320,36 @@ def precision_guard() -> Iterator[None]:
     TensorFlow: TF32 off. JAX: default matmul precision "highest". torch: TF32
     off for matmul and cuDNN. Only backends already imported are touched.
     """
-    restore: list[Callable[[], None]] = []
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
-        exp = tf.config.experimental
-        was = exp.tensor_float_32_execution_enabled()
-        exp.enable_tensor_float_32_execution(False)
-        restore.append(lambda: exp.enable_tensor_float_32_execution(was))
-    jax = sys.modules.get("jax")
-    if jax is not None:
-        old = jax.config.jax_default_matmul_precision
-        jax.config.update("jax_default_matmul_precision", "highest")
-        restore.append(lambda: jax.config.update("jax_default_matmul_precision", old))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        cuda_mm, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-
-        def _torch_back() -> None:
-            torch.backends.cuda.matmul.allow_tf32 = cuda_mm
-            torch.backends.cudnn.allow_tf32 = cudnn
-
-        restore.append(_torch_back)
-    try:
+    with contextlib.ExitStack() as undo:  # restores in reverse order, on failure too
+        tf = sys.modules.get("tensorflow")
+        if tf is not None:
+            exp = tf.config.experimental
+            undo.callback(
+                exp.enable_tensor_float_32_execution, exp.tensor_float_32_execution_enabled()
+            )
+            exp.enable_tensor_float_32_execution(False)
+        jax = sys.modules.get("jax")
+        if jax is not None:
+            undo.callback(
+                jax.config.update,
+                "jax_default_matmul_precision",
+                jax.config.jax_default_matmul_precision,
+            )
+            jax.config.update("jax_default_matmul_precision", "highest")
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            undo.callback(
+                setattr,
+                torch.backends.cuda.matmul,
+                "allow_tf32",
+                torch.backends.cuda.matmul.allow_tf32,
+            )
+            undo.callback(
+                setattr, torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32
+            )
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         yield
-    finally:
-        for undo in reversed(restore):
-            undo()
 
 
 @contextlib.contextmanager
@@ -392,37 +392,27 @@ def seed_guard() -> Iterator[None]:
     TensorFlow: the global seed and the op-seed stream. torch: the CPU (and
     CUDA) generator states. JAX has no global random state.
     """
-    restore: list[Callable[[], None]] = []
-    if sys.modules.get("tensorflow") is not None:
-        from tensorflow.python.eager import context as tf_context
+    with contextlib.ExitStack() as undo:
+        if sys.modules.get("tensorflow") is not None:
+            from tensorflow.python.eager import context as tf_context
 
-        ctx = tf_context.context()
-        saved = {n: getattr(ctx, n) for n in ("_seed", "_rng") if hasattr(ctx, n)}
+            ctx = tf_context.context()
+            saved = {n: getattr(ctx, n) for n in ("_seed", "_rng") if hasattr(ctx, n)}
 
-        def _tf_back() -> None:
-            for n in ("_seed", "_rng"):
-                if n in saved:
-                    setattr(ctx, n, saved[n])
-                elif hasattr(ctx, n):
-                    delattr(ctx, n)
+            def _tf_back() -> None:
+                for n in ("_seed", "_rng"):
+                    if n in saved:
+                        setattr(ctx, n, saved[n])
+                    elif hasattr(ctx, n):
+                        delattr(ctx, n)
 
-        restore.append(_tf_back)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        cpu = torch.get_rng_state()
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-
-        def _torch_back() -> None:
-            torch.set_rng_state(cpu)
-            if cuda is not None:
-                torch.cuda.set_rng_state_all(cuda)
-
-        restore.append(_torch_back)
-    try:
+            undo.callback(_tf_back)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            undo.callback(torch.set_rng_state, torch.get_rng_state())
+            if torch.cuda.is_available():
+                undo.callback(torch.cuda.set_rng_state_all, torch.cuda.get_rng_state_all())
         yield
-    finally:
-        for undo in reversed(restore):
-            undo()
 
 
 # --------------------------------------------------------------------------- in-graph loops
