@@ -204,12 +204,9 @@ def bench_scaling(repeats: int) -> list[dict[str, Any]]:
 
 
 def bench_causal(repeats: int) -> float | None:
-    try:
-        from pytest_rnn._causal import assert_model_causal
-    except Exception as error:  # written in parallel; may be absent
-        print(f"causal: not available ({type(error).__name__}: {error})")
-        return None
     import numpy as np
+
+    from pytest_rnn._causal import assert_model_causal
 
     seed_everything()
     model = sequence_model()
@@ -225,12 +222,9 @@ def bench_causal(repeats: int) -> float | None:
 
 
 def bench_seq2seq(repeats: int) -> float | None:
-    try:
-        from pytest_rnn._seq2seq import assert_inference_matches_training
-    except Exception as error:  # written in parallel; may be absent
-        print(f"seq2seq: not available ({type(error).__name__}: {error})")
-        return None
     import numpy as np
+
+    from pytest_rnn._seq2seq import assert_inference_matches_training
 
     seed_everything()
     train_model, inference_model = seq2seq_models()
