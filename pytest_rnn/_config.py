@@ -13,10 +13,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pytest_rnn._random import kept
+
 __all__ = ["Settings", "configure", "header", "seeded", "settings"]
 
 DEFAULT_SEED = 0
 HYPOTHESIS_PROFILE = "pytest-rnn"
+# The health checks slow model examples trip, as ``hypothesis.HealthCheck`` attribute
+# names: the one list behind this profile and ``pytest_rnn.strategies.rnn_settings``.
+SUPPRESSED_HEALTH_CHECKS = ("too_slow", "data_too_large", "large_base_example")
 
 
 @dataclass
@@ -160,11 +165,7 @@ def load_hypothesis_profile() -> None:
     hyp_settings.register_profile(
         HYPOTHESIS_PROFILE,
         deadline=None,
-        suppress_health_check=[
-            HealthCheck.too_slow,
-            HealthCheck.data_too_large,
-            HealthCheck.large_base_example,
-        ],
+        suppress_health_check=[getattr(HealthCheck, name) for name in SUPPRESSED_HEALTH_CHECKS],
     )
     hyp_settings.load_profile(HYPOTHESIS_PROFILE)
 
@@ -174,20 +175,16 @@ def seeded(seed: int) -> Iterator[None]:
     """Seed Python, numpy and Keras with ``seed``; put Python's and numpy's state back after."""
     import numpy as np
 
-    py_state, np_state = random.getstate(), np.random.get_state()
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import keras
-    except ImportError:  # numpy and Python are seeded all the same
-        pass
-    else:
-        keras.utils.set_random_seed(seed)
-    try:
+    with kept():
+        random.seed(seed)
+        np.random.seed(seed)
+        try:
+            import keras
+        except ImportError:  # numpy and Python are seeded all the same
+            pass
+        else:
+            keras.utils.set_random_seed(seed)
         yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
 
 
 def clear_keras_session() -> None:

@@ -6,13 +6,11 @@ import inspect
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import pytest_rnn
 
-STRATEGIES = Path(pytest_rnn.__file__).with_name("strategies.py")
 BACKENDS = ("tensorflow", "keras", "jax", "torch")
 
 
@@ -49,8 +47,6 @@ def test_package_has_a_docstring_and_version() -> None:
 
 
 def test_strategies_module_imports() -> None:
-    if not STRATEGIES.exists():
-        pytest.skip("pytest_rnn/strategies.py is not written yet")
     from pytest_rnn import strategies
 
     assert strategies.__doc__
@@ -61,9 +57,7 @@ def test_strategies_module_imports() -> None:
 
 
 def test_importing_the_package_and_plugin_loads_no_backend() -> None:
-    modules = ["pytest_rnn", "pytest_rnn.plugin"]
-    if STRATEGIES.exists():
-        modules.append("pytest_rnn.strategies")
+    modules = ["pytest_rnn", "pytest_rnn.plugin", "pytest_rnn.strategies"]
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"

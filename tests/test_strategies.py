@@ -668,23 +668,69 @@ def test_strategies_pass_stock_health_checks(strategy: st.SearchStrategy[Any]) -
 
 
 def _import_roots(nodes: Any) -> set[str]:
+    """Top-level packages imported by ``nodes``; ``pytest_rnn`` modules by full name."""
     roots: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level:  # relative to the package
+            base = ["pytest_rnn", "strategies"][: 3 - node.level]
+            names = [".".join([*base, *([node.module] if node.module else [])])]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            roots.add(node.module.split(".")[0])
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            root = name.split(".")[0]
+            roots.add(name if root == "pytest_rnn" else root)
     return roots
 
 
-def test_module_imports_only_hypothesis_numpy_and_stdlib() -> None:
-    tree = ast.parse(Path(rs.__file__).read_text())
+# Light pytest_rnn modules the strategies may import: stdlib only at import time.
+_LIGHT_PYTEST_RNN = {"pytest_rnn._config", "pytest_rnn._random"}
+
+
+def _allowed_pytest_rnn(names: set[str]) -> set[str]:
+    return {
+        name
+        for name in names
+        if name in _LIGHT_PYTEST_RNN
+        or name == "pytest_rnn.strategies"
+        or name.startswith("pytest_rnn.strategies.")
+    }
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(rs.__file__).parent.glob("*.py")), ids=lambda path: path.name
+)
+def test_module_imports_only_hypothesis_numpy_and_stdlib(path: Path) -> None:
+    tree = ast.parse(path.read_text())
     allowed = {"hypothesis", "numpy"} | set(sys.stdlib_module_names)
     top_level = _import_roots(tree.body)
+    top_level -= _allowed_pytest_rnn(top_level)
     assert top_level <= allowed, top_level - allowed
     # Building a drawn model needs Keras: imported inside the functions that build.
     everywhere = _import_roots(ast.walk(tree))
+    everywhere -= _allowed_pytest_rnn(everywhere)
     assert everywhere <= allowed | {"keras"}, everywhere - allowed - {"keras"}
+
+
+def test_the_import_rule_covers_the_whole_package() -> None:
+    files = {path.name for path in Path(rs.__file__).parent.glob("*.py")}
+    assert {"__init__.py", "_specs.py", "_models.py"} <= files
+    assert len(files) > 3  # a package of several files, every one checked above
+
+
+def test_the_import_rule_rejects_backends_and_heavy_pytest_rnn_modules() -> None:
+    source = (
+        "import keras\nfrom tensorflow import nn\nfrom pytest_rnn import _keras\n"
+        "from pytest_rnn._stateful import x\nimport pytest_rnn\n"
+        "from pytest_rnn._config import y\nfrom pytest_rnn.strategies._checks import z\n"
+        "from . import _specs\nfrom ._tokens import t\nfrom .._stateful import u\n"
+    )
+    roots = _import_roots(ast.parse(source).body)
+    rest = roots - _allowed_pytest_rnn(roots)
+    assert rest == {"keras", "tensorflow", "pytest_rnn", "pytest_rnn._stateful"}
 
 
 def test_drawing_model_specs_loads_no_backend() -> None:
