@@ -279,7 +279,7 @@ print("RESULT " + json.dumps({
     "seconds": elapsed,
     "examples": len(examples),
     "batches": len({b for b, _, _ in examples}),
-    "traces": K.trace_count,
+    "traces": K.TRACES.count,
 }))
 """
 

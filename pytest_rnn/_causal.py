@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_rnn import _compare, _config, _keras
+from pytest_rnn import _config, _keras
+from pytest_rnn._core import compare as _compare
+from pytest_rnn._core import tree as _tree
 from pytest_rnn._errors import DependencePicture, RNNAssertionError
 from pytest_rnn._report import recorded
 
@@ -213,12 +215,12 @@ class _Batch:
             out = np.repeat(leaf[None], copies, axis=0)
             out[mask] = pool[donor[mask]]
             leaves.append(out.reshape(copies * self.batch, *leaf.shape[1:]))
-        return _rebuild(self.tree, leaves)
+        return _tree.rebuild(self.tree, leaves)
 
 
 def _paths(batch: _Batch) -> list[str]:
     """Item paths of ``batch``'s leaves (``""``, ``[1]``, ``['a']``), as in messages."""
-    return [path for path, _ in _compare.flatten(batch.tree)]
+    return [path for path, _ in _tree.flatten(batch.tree)]
 
 
 def _pool(rows: np.ndarray) -> np.ndarray:
@@ -244,26 +246,11 @@ def _extremes(trials: int, pool: int) -> np.ndarray:
     return kinds
 
 
-def _rebuild(tree: Any, leaves: list[Any]) -> Any:
-    """``tree`` with its leaves (in :func:`_compare.flatten` order) replaced."""
-    it = iter(leaves)
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, Mapping):
-            done = {k: walk(node[k]) for k in sorted(node, key=str)}
-            return {k: done[k] for k in node}
-        if isinstance(node, (list, tuple)):
-            return type(node)(walk(v) for v in node)
-        return next(it)
-
-    return walk(tree)
-
-
 def _check_sequences(x: Any, arg: str = "x") -> _Batch:
     """Validate ``x``: an array ``(batch, steps, ...)`` or a list/dict of them."""
     if callable(x) and not isinstance(x, np.ndarray):
         raise TypeError(f"{arg} must be an array (batch, steps, features...), got a function")
-    flat = _compare.flatten(x)
+    flat = _tree.flatten(x)
     if not flat:
         raise ValueError(f"{arg} is empty: pass an array (batch, steps, features...)")
     leaves: list[np.ndarray] = []
@@ -316,11 +303,9 @@ def _changed(out: np.ndarray, base: np.ndarray, tol: _compare.Tolerance) -> tupl
     """Per (copy, sample, step): whether any element changed, and the largest change."""
     o = out.astype(np.float64)
     b = base.astype(np.float64)[None]
+    over = tol.exceeded(o, b)
     with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(o - b)
-        over = diff > tol.allowed(b)
-    over |= np.isnan(o) != np.isnan(b)
-    diff = np.nan_to_num(diff, nan=np.inf)
+        diff = np.nan_to_num(np.abs(o - b), nan=np.inf)
     axes = tuple(range(3, o.ndim))
     if axes:
         return over.any(axis=axes), diff.max(axis=axes)
@@ -434,7 +419,7 @@ def _per_sample_map(
 def _leaves_of(out: Any, fn_arg: str, rows: int, steps: int) -> list[np.ndarray]:
     """The leaves of a function's result, each checked to be ``(rows, steps, ...)``."""
     leaves = []
-    for path, leaf in _compare.flatten(out):
+    for path, leaf in _tree.flatten(out):
         arr = np.asarray(leaf)
         what = f"{fn_arg} returned{f' {path}' if path else ''} of shape {arr.shape}"
         if arr.ndim < 1 or arr.shape[0] != rows:
@@ -495,7 +480,9 @@ class _LabelCaller:
         parts: list[list[np.ndarray]] = []
         b = self.batch.batch
         for c in range(copies):
-            one = _rebuild(tree, [leaf[c * b : (c + 1) * b] for _, leaf in _compare.flatten(tree)])
+            one = _tree.rebuild(
+                tree, [leaf[c * b : (c + 1) * b] for _, leaf in _tree.flatten(tree)]
+            )
             parts.append(_leaves_of(self.fn(one), self.arg, b, self.batch.steps))
         if not self._same_as_base(parts[0]):
             raise ValueError(
@@ -575,7 +562,7 @@ def _prepare_model(
         # A stateless twin answers the same question and leaves the user's states alone.
         run = _keras.clone(model, batch_size=None, stateful=False)
     compiled, first = _forward(run, batch.tree)
-    outs = _compare.flatten(first)
+    outs = _tree.flatten(first)
 
     def per_step(i: int, leaf: Any) -> bool:
         shape = np.shape(leaf)
@@ -598,7 +585,7 @@ def _prepare_model(
     ]
 
     def call(tree: Any, copies: int) -> list[np.ndarray]:
-        leaves = _compare.flatten(compiled(tree))
+        leaves = _tree.flatten(compiled(tree))
         return [np.asarray(leaves[i][1]) for i in picks]
 
     steps = min(int(np.shape(outs[i][1])[1]) for i in picks)
@@ -609,7 +596,7 @@ def _prepare_model(
 def _static_no_time(model: Any, index: int) -> bool:
     """Output ``index`` has a fixed axis 1 while the model's time axis is open."""
     try:
-        outputs = _compare.flatten(model.output)
+        outputs = _tree.flatten(model.output)
         time_open = all(spec.shape[1] is None for spec in model.inputs)
         return bool(time_open and outputs[index][1].shape[1] is not None)
     except Exception:
@@ -649,7 +636,7 @@ def _gradient_map(mr: _ModelRun, batch: _Batch, seed: int) -> np.ndarray | None:
             grads = _keras.input_gradients(
                 mr.run,
                 [np.concatenate([leaf] * n) for leaf in batch.leaves],
-                lambda leaves: _rebuild(batch.tree, leaves),
+                lambda leaves: _tree.rebuild(batch.tree, leaves),
                 weigh,
             )
             if grads is None or all(g is None for g in grads):
@@ -717,7 +704,7 @@ def dependence_map(
     trials = _check_int(trials, "trials", 1)
     seed = _check_seed(seed)
     batch = _check_sequences(x)
-    with _keras.rng_guard(), _keras.precision_guard():
+    with _keras.untouched():
         if _keras.is_model(fn):
             mr = _prepare_model(fn, batch, rtol, atol, "fn")
             per, method = _model_map(mr, batch, trials, seed)
@@ -862,7 +849,7 @@ def assert_labels_causal(
     if model is not None:
         _keras.check_model(model, "model")
         _keras.check_input_shapes(model, list(zip(_paths(batch), batch.leaves)), "x")
-    with _keras.rng_guard(), _keras.precision_guard():
+    with _keras.untouched():
         caller = _LabelCaller(make_labels, batch, rtol, atol, "make_labels")
         per = _per_sample_map(caller, batch, trials, seed, caller.tolerances)
         seen_by: np.ndarray | None = None
@@ -1065,7 +1052,7 @@ def _localise(mr: _ModelRun, batch: _Batch, mask: Any, donor: Any, trials: int) 
     with _keras.rng_guard():
         probe = keras.Model(graph._inputs_struct, [kt for _, _, kt in tensors])
     compiled, first = _forward(probe, batch.tree)
-    outs = [np.asarray(o) for _, o in _compare.flatten(first)]
+    outs = [np.asarray(o) for _, o in _tree.flatten(first)]
     aligned = [
         j
         for j, o in enumerate(outs)
@@ -1075,7 +1062,7 @@ def _localise(mr: _ModelRun, batch: _Batch, mask: Any, donor: Any, trials: int) 
     tols = [_compare.resolve_tolerance(mr.rtol, mr.atol, outs[j].dtype) for j in aligned]
 
     def call(tree: Any, copies: int) -> list[np.ndarray]:
-        got = _compare.flatten(compiled(tree))
+        got = _tree.flatten(compiled(tree))
         return [np.asarray(got[j][1]) for j in aligned]
 
     each = _measure_each(call, batch, mask, donor, tols)
@@ -1182,7 +1169,7 @@ def assert_model_causal(
     trials = _check_int(trials, "trials", 1)
     seed = _check_seed(seed)
     batch = _check_sequences(x)
-    with _keras.rng_guard(), _keras.precision_guard():
+    with _keras.untouched():
         mr = _prepare_model(model, batch, rtol, atol, shorter=True)
         if batch.steps < 2:
             return None
@@ -1395,7 +1382,7 @@ def assert_windows_causal(
             "series has the same value at every position, so replacing one changes nothing "
             "and dependence cannot be measured: pass a varied series"
         )
-    with _keras.rng_guard():
+    with _keras.untouched():
         inputs0, targets0, n = _windows(make_windows, s)
         again = _windows(make_windows, s)
         tols_in = [_compare.resolve_tolerance(rtol, atol, a.dtype) for a in inputs0]
@@ -1487,7 +1474,7 @@ def _windows(fn: Callable[[Any], Any], series: np.ndarray) -> tuple[list[Any], l
     n = None
     for what, tree in zip(("inputs", "targets"), out):
         leaves = []
-        for path, leaf in _compare.flatten(tree):
+        for path, leaf in _tree.flatten(tree):
             arr = np.asarray(leaf)
             if arr.ndim < 1 or arr.dtype.kind not in "biuf":
                 raise ValueError(
@@ -1518,9 +1505,7 @@ def _window_changes(
     for a, b, tol in zip(new, base, tols):
         o = a.astype(np.float64).reshape(a.shape[0], -1)
         e = b.astype(np.float64).reshape(b.shape[0], -1)
-        with np.errstate(invalid="ignore", over="ignore"):
-            over = np.abs(o - e) > tol.allowed(e)
-        over |= np.isnan(o) != np.isnan(e)
+        over = tol.exceeded(o, e)
         hit |= over.any(axis=1) if o.shape[1] else False
     return hit
 

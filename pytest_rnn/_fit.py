@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn import _keras as K
-from pytest_rnn._compare import Tolerance, compare, flatten, format_value, resolve_tolerance
+from pytest_rnn._core.compare import Tolerance, compare, format_value, resolve_tolerance
+from pytest_rnn._core.tree import flatten
 from pytest_rnn._errors import LossPicture, RNNAssertionError
 from pytest_rnn._report import recorded
 
@@ -62,41 +63,20 @@ class _Session:
     determinism flags are what they were.
     """
 
-    _KERAS_GLOBALS = ("global_random_seed", "global_seed_generator", "object_name_uids")
-
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self._names: dict[str, int] = {}
 
     @contextlib.contextmanager
     def active(self) -> Iterator[_Session]:
-        from keras.src.backend.common import global_state
-
-        keras_saved = {
-            name: global_state.get_global_attribute(name) for name in self._KERAS_GLOBALS
-        }
-        self._names = dict(keras_saved["object_name_uids"] or {})
-        try:
-            with (
-                K.rng_guard(),
-                K.seed_guard(),
-                K.determinism_guard(),
-                K.precision_guard(),
-            ):
-                yield self
-        finally:
-            for name, value in keras_saved.items():
-                global_state.set_global_attribute(name, value)
+        with K.keras_globals_kept() as names, K.untouched(seeds=True, determinism=True):
+            self._names = dict(names)
+            yield self
 
     def begin_run(self) -> None:
         """Seed and name counters as at the start of the call."""
-        from keras.src.backend.common import global_state
-
-        keras = K.keras_module()
-        global_state.set_global_attribute(
-            "object_name_uids", collections.defaultdict(int, self._names)
-        )
-        keras.utils.set_random_seed(self.seed)
+        K.set_name_counters(self._names)
+        K.keras_module().utils.set_random_seed(self.seed)
 
 
 # --------------------------------------------------------------------------- unseeded numpy
@@ -367,7 +347,7 @@ def _format_losses(
             if e >= _LOSS_ROWS:
                 lines.append(f"    (first {_LOSS_ROWS} of {n} epochs)")
                 break
-            mark = "*" if abs(va - vb) > tol.allowed(np.float64(va)) else " "
+            mark = "*" if tol.exceeded(vb, va) else " "
             lines.append(
                 f"    {mark}{e + 1:>6}  {va:>{width}.8g}  {vb:>{width}.8g}  {format_value(abs(va - vb)):>10}"
             )

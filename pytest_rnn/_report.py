@@ -302,6 +302,8 @@ class _StepView:
 def _step_view(c: StepComparison) -> _StepView:
     import numpy as np
 
+    from pytest_rnn._core.compare import Tolerance
+
     a = np.asarray(c.actual, dtype=np.float64)
     e = np.asarray(c.expected, dtype=np.float64)
     if a.ndim == 1:
@@ -309,10 +311,11 @@ def _step_view(c: StepComparison) -> _StepView:
     feature_shape = a.shape[2:]
     a3 = a.reshape(a.shape[0], a.shape[1], -1)
     e3 = e.reshape(e.shape[0], e.shape[1], -1)
+    tolerance = Tolerance(c.rtol, c.atol)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a3 - e3)
-        allowed = c.atol + c.rtol * np.abs(e3)
-        bad = ~(diff <= allowed) & ~(np.isnan(a3) & np.isnan(e3))
+    allowed = tolerance.allowed(e3)
+    bad = tolerance.exceeded(a3, e3)
     diff = np.where(np.isnan(diff) & bad, np.inf, diff)
     if c.valid is not None:
         keep = np.asarray(c.valid, dtype=bool).reshape(a3.shape[0], a3.shape[1], 1)

@@ -26,7 +26,7 @@ import numpy as np
 
 from pytest_rnn import _keras as K
 from pytest_rnn import _report
-from pytest_rnn._compare import (
+from pytest_rnn._core.compare import (
     Mismatch,
     Tolerance,
     compare,
@@ -34,6 +34,7 @@ from pytest_rnn._compare import (
     format_value,
     resolve_tolerance,
 )
+from pytest_rnn._core.tree import as_list
 from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
 from pytest_rnn._report import recorded
 
@@ -52,14 +53,6 @@ GAP_ROWS = 12
 # --------------------------------------------------------------------------- small helpers
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    return K.to_numpy(value)
-
-
-def _as_list(out: Any) -> list[Any]:
-    return list(out) if isinstance(out, (list, tuple)) else [out]
-
-
 def _static_batch(model: Any) -> bool:
     return any(i.shape[0] is not None for i in model.inputs or [])
 
@@ -67,7 +60,7 @@ def _static_batch(model: Any) -> bool:
 def _call(model: Any, x: Any) -> Any:
     """``model(x, training=False)`` compiled, stateful RNN layers starting from zeros.
 
-    The caller saves and restores the user's states (:class:`_Untouched`).
+    The caller saves and restores the user's states (``K.untouched``).
     """
     if K.stateful_layers(model):
         K.reset_states(model)
@@ -79,7 +72,7 @@ def _array(value: Any, arg: str) -> np.ndarray:
     if value is None or isinstance(value, (str, bytes, dict)):
         raise TypeError(f"{arg} must be a numeric array, got {type(value).__name__}")
     try:
-        arr = _to_numpy(value)
+        arr = K.to_numpy(value)
     except Exception as exc:  # ragged lists, objects numpy cannot read
         raise TypeError(f"{arg} must be a numeric array, got {type(value).__name__}") from exc
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
@@ -178,7 +171,7 @@ class _Feedback:
             value = np.argmax(y, axis=-1)
         elif self.kind == "callable":
             assert self.fn is not None
-            value = _to_numpy(self.fn(y))
+            value = K.to_numpy(self.fn(y))
         else:
             value = y
         want = (y.shape[0], *in_step)
@@ -234,7 +227,7 @@ class _Case:
         if isinstance(out, (list, tuple)):
             steps = []
             for i, a in enumerate(out):
-                a = _to_numpy(a)
+                a = K.to_numpy(a)
                 if a.ndim == self.out_rank and a.shape[1] == 1:
                     a = a[:, 0]
                 elif a.ndim != self.out_rank - 1:
@@ -246,7 +239,7 @@ class _Case:
                 steps.append(a)
             arr = np.stack(steps, axis=1)
         else:
-            arr = _to_numpy(out)
+            arr = K.to_numpy(out)
             if arr.ndim == self.out_rank - 1:
                 arr = arr[:, None]
             elif arr.ndim != self.out_rank:
@@ -405,7 +398,7 @@ class _StepPair(_Inference):
         self, case: _Case, teacher: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """One compiled call per step; the feedback runs in numpy between them."""
-        states = _as_list(_call(self.encoder, case.enc))
+        states = as_list(_call(self.encoder, case.enc))
 
         def loop(
             first: np.ndarray, next_input: Callable[[int, np.ndarray], np.ndarray]
@@ -413,7 +406,7 @@ class _StepPair(_Inference):
             cur, s, outs = first, states, []
             for t in range(case.steps):
                 x = [cur, *s]
-                res = _as_list(_call(self.step, x))
+                res = as_list(_call(self.step, x))
                 y = res[0][:, 0] if self.out_time else res[0]
                 outs.append(y)
                 s = res[1:]
@@ -723,36 +716,13 @@ class _Run:
     train_teacher: np.ndarray | None = None  # train_model on decoder_inputs / teacher inputs
 
 
-class _Untouched:
-    """Precision and RNG guards, and the models' RNN states put back on exit."""
-
-    def __init__(self, models: list[Any]) -> None:
-        self.models = [m for m in models if m is not None]
-
-    def __enter__(self) -> None:
-        self._rng = K.rng_guard()
-        self._prec = K.precision_guard()
-        self._rng.__enter__()
-        self._prec.__enter__()
-        self._states = [(m, K.get_states(m)) for m in self.models]
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            for m, states in self._states:
-                if states:
-                    K.set_states(m, states)
-        finally:
-            self._prec.__exit__(*exc)
-            self._rng.__exit__(*exc)
-
-
 def _train(case: _Case, decoder_batches: list[np.ndarray]) -> list[np.ndarray]:
     """train_model on several decoder-input batches in one compiled call."""
     decs = [d.astype(case.in_dtype, copy=False) for d in decoder_batches]
     if _static_batch(case.train):  # a fixed batch size: one call per batch
-        return [_to_numpy(_call(case.train, [case.enc, d])) for d in decs]
+        return [K.to_numpy(_call(case.train, [case.enc, d])) for d in decs]
     x = [np.concatenate([case.enc] * len(decs), axis=0), np.concatenate(decs, axis=0)]
-    return list(np.split(_to_numpy(_call(case.train, x)), len(decs), axis=0))
+    return list(np.split(K.to_numpy(_call(case.train, x)), len(decs), axis=0))
 
 
 def _run(case: _Case, form: _Inference, teacher: np.ndarray | None, replay: bool) -> _Run:
@@ -906,7 +876,7 @@ def _start_problem(case: _Case, tol: Tolerance) -> list[str]:
         return []
     first = case.decoder_inputs[:, 0]
     a, e = case.start.astype(np.float64), first.astype(np.float64)
-    bad = ~(np.abs(a - e) <= tol.allowed(e))
+    bad = tol.exceeded(a, e)
     per_sample = bad.reshape(case.batch, -1).any(axis=1)
     if not per_sample.any():
         return []
@@ -1013,7 +983,7 @@ def assert_inference_matches_training(
     problems: list[list[str]] = []
     hints: list[str] = []
     drawn: list[StepComparison] = []  # what the failure picture shows
-    with _Untouched([train_model, *form.models()]):
+    with K.untouched(train_model, *form.models()):
         run = _run(case, form, case.decoder_inputs if replay else None, replay)
         free_m = compare(run.free, run.train_free, tol)
         if free_m is not None:
@@ -1221,9 +1191,9 @@ def _losses(
 ) -> tuple[float, np.ndarray]:
     steps = pred.shape[1]
     if user is not None:
-        total = float(np.mean(_to_numpy(user(targets, pred))))
+        total = float(np.mean(K.to_numpy(user(targets, pred))))
         per = [
-            float(np.mean(_to_numpy(user(targets[:, t : t + 1], pred[:, t : t + 1]))))
+            float(np.mean(K.to_numpy(user(targets[:, t : t + 1], pred[:, t : t + 1]))))
             for t in range(steps)
         ]
         return total, np.array(per)
@@ -1342,7 +1312,7 @@ def teacher_forcing_gap(
         case.steps = tgt.shape[1]
     tol = resolve_tolerance(rtol, atol, train_model.outputs[0].dtype)
     teacher = case.decoder_inputs if case.decoder_inputs is not None else _teacher_inputs(case, tgt)
-    with _Untouched([train_model, *form.models()]):
+    with K.untouched(train_model, *form.models()):
         run = _run(case, form, teacher, replay=False)
     assert run.train_teacher is not None
     wiring = compare(run.free, run.train_free, tol)

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_rnn import _compare
 from pytest_rnn import _keras as K
+from pytest_rnn._core import compare as _compare
+from pytest_rnn._core import tree as _tree
 from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
 from pytest_rnn._report import recorded
 
@@ -99,10 +100,10 @@ class _Inputs:
     steps: int
 
     def leaves(self) -> list[np.ndarray]:
-        return [leaf for _, leaf in _compare.flatten(self.x)]
+        return [leaf for _, leaf in _tree.flatten(self.x)]
 
     def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> Any:
-        return K.map_structure(fn, self.x)
+        return _tree.map_structure(fn, self.x)
 
     def steps_slice(self, start: int, end: int) -> Any:
         return self.map(lambda a: a[:, start:end])
@@ -116,8 +117,8 @@ def _check_inputs(model: Any, x: Any) -> _Inputs:
         raise TypeError(
             f"x must be an array (batch, steps, features...) or a list/dict of them, got {type(x).__name__}"
         )
-    arrays = K.map_structure(np.asarray, x)
-    leaves = _compare.flatten(arrays)
+    arrays = _tree.map_structure(np.asarray, x)
+    leaves = _tree.flatten(arrays)
     inputs = list(getattr(model, "inputs", None) or [])
     if inputs and len(leaves) != len(inputs):
         raise ValueError(f"x holds {len(leaves)} arrays but model has {len(inputs)} inputs")
@@ -282,7 +283,7 @@ def _stream(
         call = K.compiled(twin, part.x, fixed_batch=True)
         pieces: list[list[np.ndarray]] = [[] for _ in sequence]
         for start, end in schedule.bounds():
-            out = [leaf for _, leaf in _compare.flatten(call(part.steps_slice(start, end)))]
+            out = [leaf for _, leaf in _tree.flatten(call(part.steps_slice(start, end)))]
             for n, leaf in enumerate(out):
                 pieces[n].append(leaf)
         per_group_out = [
@@ -296,7 +297,7 @@ def _stream(
 
 
 def _stream_key(x: Any, sequence: list[bool]) -> Any:
-    structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in _compare.flatten(x))
+    structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in _tree.flatten(x))
     return (structure, tuple(sequence))
 
 
@@ -352,10 +353,10 @@ def _reference(
             # output on x[:, :t] (it reads the past only, and so do the layers
             # before it); the layers after it act on each step alone.
             call = K.compiled(every_step, inputs.x, fixed_batch=False)
-            (out,) = [leaf for _, leaf in _compare.flatten(call(inputs.x))]
+            (out,) = [leaf for _, leaf in _tree.flatten(call(inputs.x))]
             return [out[:, np.asarray(schedule.ends) - 1]]
     call = K.compiled(model, inputs.x, fixed_batch=False)
-    full = [leaf for _, leaf in _compare.flatten(call(inputs.x))]
+    full = [leaf for _, leaf in _tree.flatten(call(inputs.x))]
     if all(sequence):
         return full
     prefixes: list[list[np.ndarray]] = [[] for _ in sequence]
@@ -363,7 +364,7 @@ def _reference(
         out = (
             full
             if end == inputs.steps
-            else [leaf for _, leaf in _compare.flatten(call(inputs.steps_slice(0, end)))]
+            else [leaf for _, leaf in _tree.flatten(call(inputs.steps_slice(0, end)))]
         )
         for n, leaf in enumerate(out):
             prefixes[n].append(leaf)
@@ -447,14 +448,14 @@ def _sequence_flags(reference: Any, inputs: _Inputs) -> list[bool]:
     """Which outputs have a time axis (change length with the input's steps)."""
     if K.is_graph_model(reference) and _fixed_steps(reference) is None:
         return [
-            len(t.shape) >= 2 and t.shape[1] is None for _, t in _compare.flatten(reference.outputs)
+            len(t.shape) >= 2 and t.shape[1] is None for _, t in _tree.flatten(reference.outputs)
         ]
     call = K.compiled(reference, inputs.x, fixed_batch=False)
     probe = _Inputs(
         inputs.map(lambda a: np.concatenate([a, a[:, -1:]], axis=1)), inputs.batch, inputs.steps + 1
     )
-    longer = [leaf.shape for _, leaf in _compare.flatten(call(probe.x))]
-    normal = [leaf.shape for _, leaf in _compare.flatten(call(inputs.x))]
+    longer = [leaf.shape for _, leaf in _tree.flatten(call(probe.x))]
+    normal = [leaf.shape for _, leaf in _tree.flatten(call(inputs.x))]
     return [len(a) >= 2 and a[1] != b[1] for a, b in zip(longer, normal)]
 
 
@@ -529,22 +530,16 @@ def assert_stateful_equals_batch(
     schedule = ChunkSchedule.parse(chunks, inputs.steps)
     _compare.resolve_tolerance(rtol, atol, "float32")  # both-or-neither, early
     _check_stateful_model(stateful_model, inputs, schedule)
-    saved = K.get_states(stateful_model) if stateful_model is not None else None
     picture = None
-    try:
-        with K.rng_guard(), K.precision_guard():
-            try:
-                setup = _setup(model, stateful_model, inputs, schedule)
-            except Exception as error:  # Keras may refuse to copy such a model
-                report = _cannot_stream(model, error, inputs, schedule)
-                if report is None:
-                    raise
-            else:
-                report, picture = _check(model, stateful_model, setup, inputs, schedule, rtol, atol)
-    finally:
-        if saved is not None:
-            K.reset_states(stateful_model)
-            K.set_states(stateful_model, saved)
+    with K.untouched(stateful_model):
+        try:
+            setup = _setup(model, stateful_model, inputs, schedule)
+        except Exception as error:  # Keras may refuse to copy such a model
+            report = _cannot_stream(model, error, inputs, schedule)
+            if report is None:
+                raise
+        else:
+            report, picture = _check(model, stateful_model, setup, inputs, schedule, rtol, atol)
     if report is not None:
         raise RNNAssertionError(report, picture=picture)
 

@@ -1,4 +1,4 @@
-"""Tests for pytest_rnn._compare: tolerances, nested paths, time-aware mismatch reports.
+"""Tests for pytest_rnn._core.compare and ._core.tree: tolerances, nested paths, time-aware mismatch reports.
 
 Pure numpy on arrays built by hand, so every expected number is known.
 No Keras and no backend are imported here.
@@ -14,16 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_rnn._compare import (
+from pytest_rnn._config import settings
+from pytest_rnn._core.compare import (
     TABLE_ROWS,
     Mismatch,
     Tolerance,
     compare,
-    flatten,
     format_mismatch,
     resolve_tolerance,
 )
-from pytest_rnn._config import settings
+from pytest_rnn._core.tree import flatten
 
 #: The float32 default: torch.testing's (rtol, atol).
 F32 = Tolerance(rtol=1.3e-6, atol=1e-5)
@@ -471,3 +471,14 @@ def test_format_mismatch_names_a_feature_tuple_beyond_3d() -> None:
     actual[0, 1, 1, 2] = 1.0
     lines = format_mismatch(mismatch(actual, expected))
     assert lines[0].startswith("  first mismatch: step 1, sample 0, feature (1, 2): ")
+
+
+def test_exceeded_is_the_rule_compare_applies() -> None:
+    tol = Tolerance(rtol=0.0, atol=0.5)
+    actual = np.array([1.0, 1.4, 2.0, np.nan, np.nan, np.inf, np.inf, -np.inf, 1.0])
+    expected = np.array([1.0, 1.0, 1.0, np.nan, 1.0, np.inf, -np.inf, 1.0, np.inf])
+    assert tol.exceeded(actual, expected).tolist() == [
+        False, False, True, False, True, False, True, True, True,
+    ]  # fmt: skip
+    for a, e, out in zip(actual, expected, tol.exceeded(actual, expected)):
+        assert (compare(np.array([a]), np.array([e]), tol) is not None) == out

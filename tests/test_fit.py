@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pytest_rnn
-from pytest_rnn._compare import Tolerance
+from pytest_rnn._core.compare import Tolerance
 from pytest_rnn._errors import RNNAssertionError
 from pytest_rnn._fit import (
     _compare_history,

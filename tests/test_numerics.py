@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import pytest_rnn
-from pytest_rnn._compare import DEFAULT_TOLERANCES
+from pytest_rnn._core.compare import DEFAULT_TOLERANCES
 from pytest_rnn.strategies import LayerSpec, SequenceModel
 
 LOGIC = "float64 re-run: mismatch persists .* -> a logic difference, not rounding"

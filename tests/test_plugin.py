@@ -42,7 +42,7 @@ def ini(**values: object) -> str:
 
 SETTINGS_TEST = """
 from pytest_rnn import _config
-from pytest_rnn._compare import Tolerance, resolve_tolerance
+from pytest_rnn._core.compare import Tolerance, resolve_tolerance
 
 def test_settings_seen_by_tests():
     s = _config.settings

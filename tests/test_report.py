@@ -30,6 +30,7 @@ from matplotlib.image import imread
 
 import pytest_rnn
 from pytest_rnn import _config, _report
+from pytest_rnn._core.compare import Tolerance, compare
 from pytest_rnn._errors import (
     DependencePicture,
     LossPicture,
@@ -206,6 +207,20 @@ def test_step_view_leaves_masked_steps_out_and_maps_chunk_ends_to_steps() -> Non
     view = _report._step_view(comparison)
     assert not view.bad.any()
     np.testing.assert_array_equal(view.x, [4, 5, 11])
+
+
+def test_step_view_marks_what_the_message_calls_a_mismatch() -> None:
+    # One closeness rule: a matching +inf or NaN agrees (as compare() says), a lone
+    # inf or NaN and a plain difference do not.
+    actual = np.array([[[np.inf], [np.nan], [1.0], [np.inf], [2.0]]])
+    expected = np.array([[[np.inf], [np.nan], [1.0], [1.0], [1.5]]])
+    view = _report._step_view(StepComparison("", "a", "e", actual, expected, 1e-6, 1e-5))
+    assert view.bad.tolist() == [False, False, False, True, True]
+    tolerance = Tolerance(1e-6, 1e-5)
+    steps_compare_flags = [
+        compare(actual[:, t], expected[:, t], tolerance) is not None for t in range(5)
+    ]
+    assert steps_compare_flags == view.bad.tolist()
 
 
 def test_outline_surrounds_the_region() -> None:

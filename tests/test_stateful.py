@@ -545,10 +545,10 @@ def test_twin_follows_weights_trained_after_the_first_call(x: np.ndarray) -> Non
 def test_new_chunk_lengths_do_not_retrace(x: np.ndarray) -> None:
     model = seq_model(name="traces")
     assert_stateful_equals_batch(model, x, chunks=1)
-    before = K.trace_count
+    before = K.TRACES.count
     for chunks in (2, 3, [1, 7, 1], 9):
         assert_stateful_equals_batch(model, x, chunks=chunks)
-    assert K.trace_count == before
+    assert K.TRACES.count == before
 
 
 def test_caches_do_not_keep_the_model_alive(x: np.ndarray) -> None:

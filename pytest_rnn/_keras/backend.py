@@ -1,0 +1,426 @@
+"""Backend adapter: the only module that knows TensorFlow, JAX or torch.
+
+Keras 3 fixes its backend at the first ``import keras``; everything pytest-rnn
+does differently per backend is here, behind a handful of functions that
+:mod:`pytest_rnn._keras` re-exports to the assertion families:
+
+========================  ======================  ======================  =====================
+function                  TensorFlow              JAX                     torch
+========================  ======================  ======================  =====================
+``compile_call``          ``tf.function``, open   ``jax.jit`` over a      eager under
+                          time axis (one trace)   stateless call; RNN     ``torch.no_grad()``
+                                                  states written back;
+                                                  one trace per shape
+``eager_call``            eager                   eager                   eager, ``no_grad``
+``input_gradients``       ``tf.GradientTape``     ``jax.grad``            autograd
+``precision_guard``       TF32 off                matmul "highest"        TF32 off (matmul,
+                                                                          cuDNN)
+``determinism_guard``     op determinism          nothing to do on CPU    deterministic
+                                                  (see ``DETERMINISM``)   algorithms (warn only)
+``seed_guard``            global and op seeds     (no global RNG)         CPU/CUDA RNG states
+``graph_stream``,         one ``tf.while_loop``   ``None``: the caller    ``None``: the caller
+``graph_decoder``         per run                 loops over a jitted     loops eagerly
+                                                  step
+========================  ======================  ======================  =====================
+
+Backend libraries are imported inside functions only (importing pytest_rnn
+stays light), and a guard touches only the libraries already imported. The
+TensorFlow in-graph loops live in :mod:`pytest_rnn._keras.loops`; every trace
+of a compiled caller or loop is counted in :data:`TRACES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from pytest_rnn._core.tree import flatten, map_structure
+from pytest_rnn._keras.layers import needs_static_time, stateful_layers
+
+__all__ = [
+    "DETERMINISM",
+    "TRACES",
+    "compile_call",
+    "determinism_guard",
+    "eager_call",
+    "float64_missing",
+    "float64_scope",
+    "input_gradients",
+    "name",
+    "precision_guard",
+    "seed_guard",
+    "to_numpy",
+]
+
+#: What each backend promises for two seeded training runs on one machine.
+DETERMINISM = {
+    "tensorflow": "op determinism on (tf.config.experimental.enable_op_determinism)",
+    "jax": (
+        "deterministic on CPU; on GPU XLA may reorder reductions unless JAX was started "
+        "with XLA_FLAGS=--xla_gpu_deterministic_ops=true (pytest-rnn cannot set it later)"
+    ),
+    "torch": (
+        "torch.use_deterministic_algorithms(True, warn_only=True): an op without a "
+        "deterministic kernel (some CUDA ones) warns and may still differ between runs"
+    ),
+}
+
+
+class Traces:
+    """How many times pytest-rnn's compiled callers and loops were traced (tests and benchmarks read it).
+
+    A counter object rather than an ``int`` so that the adapter's face can
+    re-export it and every importer sees the same count.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self) -> None:
+        """Count one trace (passed to the compiling functions as their ``count`` callback)."""
+        self.count += 1
+
+
+#: The one trace counter.
+TRACES = Traces()
+
+
+def name() -> str:
+    """The Keras backend in use: ``"tensorflow"``, ``"jax"``, ``"torch"`` (imports Keras)."""
+    import keras
+
+    return str(keras.backend.backend())
+
+
+def float64_missing() -> str | None:
+    """Why the backend cannot compute in float64 inside :func:`float64_scope`, or ``None``."""
+    jax = sys.modules.get("jax")
+    if (
+        name() == "jax"
+        and jax is not None
+        and not hasattr(jax, "enable_x64")
+        and not jax.config.jax_enable_x64
+    ):
+        return "JAX computes float64 as float32 unless jax_enable_x64 is set"
+    return None
+
+
+@contextlib.contextmanager
+def float64_scope() -> Iterator[None]:
+    """float64 computed as float64 inside (JAX: x64 mode for the block, as it was after)."""
+    jax = sys.modules.get("jax")
+    if name() == "jax" and jax is not None and hasattr(jax, "enable_x64"):
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A backend tensor, Keras variable or array as a numpy array (torch: detached, on CPU)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if type(value).__module__.split(".")[0] not in _TENSOR_MODULES:
+        return np.asarray(value)  # numbers, lists: no backend involved
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+_TENSOR_MODULES = ("tensorflow", "jax", "jaxlib", "torch", "keras")
+
+
+@contextlib.contextmanager
+def _no_grad() -> Iterator[None]:
+    torch = sys.modules.get("torch")
+    if torch is None or name() != "torch":
+        yield
+        return
+    with torch.no_grad():
+        yield
+
+
+def eager_call(model: Any, x: Any) -> Any:
+    """``model(x, training=False)`` run eagerly (torch: without autograd), as numpy."""
+    with _no_grad():
+        return map_structure(to_numpy, model(x, training=False))
+
+
+# --------------------------------------------------------------------------- compiled calls
+
+
+def compile_call(
+    ref: weakref.ref[Any], x: Any, batch: int | None, count: Callable[[], None]
+) -> Callable[[Any], Any]:
+    """A compiled ``model(x, training=False)`` for the model ``ref`` points to; numpy out.
+
+    ``x`` gives the input structure and dtypes; ``batch`` a static batch size
+    (or ``None``); ``count`` is called at every trace.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        return _tf_call(ref, x, batch, count)
+    if backend == "jax":
+        return _jax_call(ref, count)
+
+    def call(inputs: Any) -> Any:  # torch: nothing to compile that pays at this size
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        return eager_call(m, inputs)
+
+    return call
+
+
+def _tf_call(
+    ref: weakref.ref[Any], x: Any, batch: int | None, count: Callable[[], None]
+) -> Callable[[Any], Any]:
+    import tensorflow as tf
+
+    def spec(a: Any) -> Any:
+        shape = (batch, None, *np.shape(a)[2:]) if np.ndim(a) >= 2 else (batch,)
+        return tf.TensorSpec(shape, dtype=tf.as_dtype(np.asarray(a).dtype))
+
+    static = needs_static_time(ref())  # one trace per sequence length then
+
+    def body(inputs: Any) -> Any:
+        count()
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        return m(inputs, training=False)
+
+    if static:
+        fn = tf.function(body)
+    else:
+        fn = tf.function(body, input_signature=[map_structure(spec, x)], reduce_retracing=True)
+
+    def call(inputs: Any) -> Any:
+        out = fn(map_structure(tf.convert_to_tensor, inputs))
+        return map_structure(lambda t: np.asarray(t.numpy()), out)
+
+    return call
+
+
+def _jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
+    """Every variable a call reads, and those it may write (non-trainable ones, RNN states).
+
+    Keras does not track stateful RNN states as the model's variables, so
+    ``stateless_call`` would bake them into the trace as constants; they are
+    added here and written back after each call.
+    """
+    seen: set[int] = set()
+    every: list[Any] = []
+    for v in [
+        *model.variables,
+        *(s for _, lyr in stateful_layers(model) for s in (lyr.states or [])),
+    ]:
+        if id(v) not in seen:
+            seen.add(id(v))
+            every.append(v)
+    return every, [v for v in every if not v.trainable]
+
+
+def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any], Any]:
+    import jax
+    import keras
+
+    def pure(values: list[Any], written: list[Any], inputs: Any) -> tuple[Any, list[Any]]:
+        count()
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = _jax_variables(m)
+        mapping = list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            out = m(inputs, training=False)
+            new = [scope.get_current_value(v) for v in mutable]
+        return out, new
+
+    fn = jax.jit(pure)
+
+    def call(inputs: Any) -> Any:
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = _jax_variables(m)
+        out, new = fn(
+            [v.value for v in every if v.trainable],
+            [v.value for v in mutable],
+            map_structure(np.asarray, inputs),
+        )
+        for var, value in zip(mutable, new):
+            var.assign(value)
+        return map_structure(lambda t: np.asarray(t), out)
+
+    return call
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def input_gradients(
+    model: Any,
+    leaves: list[np.ndarray],
+    rebuild: Callable[[list[Any]], Any],
+    weigh: Callable[[int, tuple[int, ...]], np.ndarray | None],
+) -> list[np.ndarray | None] | None:
+    """Gradients of ``sum_i sum(out_i * weigh(i, out_i.shape))`` with respect to ``leaves``.
+
+    ``rebuild`` turns a list of leaves into the model's input structure;
+    ``weigh`` returns the weights of flat output ``i`` (``None``: left out),
+    and is called in output order. One array per leaf (``None`` where the
+    output does not depend on it), or ``None`` if the backend gives none.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(leaf) for leaf in leaves]
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            out = flatten(model(rebuild(tensors), training=False))
+            total = tf.constant(0.0, dtype=tf.float64)
+            for i, (_, o) in enumerate(out):
+                w = weigh(i, tuple(o.shape))
+                if w is not None:
+                    total += tf.cast(tf.reduce_sum(o * tf.constant(w, dtype=o.dtype)), tf.float64)
+        grads = tape.gradient(total, tensors)
+        return [None if g is None else np.asarray(g.numpy()) for g in grads]
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def total_of(values: list[Any]) -> Any:
+            out = flatten(model(rebuild(values), training=False))
+            total = jnp.zeros((), jnp.float32)
+            for i, (_, o) in enumerate(out):
+                w = weigh(i, tuple(o.shape))
+                if w is not None:
+                    total = total + jnp.sum(o * jnp.asarray(w, o.dtype)).astype(jnp.float32)
+            return total
+
+        grads = jax.grad(total_of)([jnp.asarray(leaf) for leaf in leaves])
+        return [np.asarray(g) for g in grads]
+    if backend == "torch":
+        import torch
+
+        tensors = [torch.tensor(leaf, requires_grad=True) for leaf in leaves]
+        out = flatten(model(rebuild(tensors), training=False))
+        total = torch.zeros((), dtype=torch.float64)
+        for i, (_, o) in enumerate(out):
+            w = weigh(i, tuple(o.shape))
+            if w is not None:
+                total = total + (o * torch.as_tensor(w, dtype=o.dtype)).sum().double()
+        if not total.requires_grad:
+            return [None] * len(leaves)
+        grads = torch.autograd.grad(total, tensors, allow_unused=True)
+        return [None if g is None else g.detach().cpu().numpy() for g in grads]
+    return None
+
+
+# --------------------------------------------------------------------------- guards
+
+
+@contextlib.contextmanager
+def precision_guard() -> Iterator[None]:
+    """Full float32 matmul precision while checking; the previous settings restored after.
+
+    TensorFlow: TF32 off. JAX: default matmul precision "highest". torch: TF32
+    off for matmul and cuDNN. Only backends already imported are touched.
+    """
+    with contextlib.ExitStack() as undo:  # restores in reverse order, on failure too
+        tf = sys.modules.get("tensorflow")
+        if tf is not None:
+            exp = tf.config.experimental
+            undo.callback(
+                exp.enable_tensor_float_32_execution, exp.tensor_float_32_execution_enabled()
+            )
+            exp.enable_tensor_float_32_execution(False)
+        jax = sys.modules.get("jax")
+        if jax is not None:
+            undo.callback(
+                jax.config.update,
+                "jax_default_matmul_precision",
+                jax.config.jax_default_matmul_precision,
+            )
+            jax.config.update("jax_default_matmul_precision", "highest")
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            undo.callback(
+                setattr,
+                torch.backends.cuda.matmul,
+                "allow_tf32",
+                torch.backends.cuda.matmul.allow_tf32,
+            )
+            undo.callback(
+                setattr, torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32
+            )
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        yield
+
+
+@contextlib.contextmanager
+def determinism_guard() -> Iterator[None]:
+    """Deterministic ops where the backend offers a switch; the caller's setting restored.
+
+    See :data:`DETERMINISM` for what each backend promises.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        from tensorflow.python.framework import config as tf_config
+
+        was = tf_config.is_op_determinism_enabled()
+        tf_config.enable_op_determinism()
+        try:
+            yield
+        finally:
+            if not was:
+                tf_config.disable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        was, warn = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        )
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was, warn_only=warn)
+    else:  # JAX: deterministic on CPU; the GPU flag must be set before JAX starts
+        yield
+
+
+@contextlib.contextmanager
+def seed_guard() -> Iterator[None]:
+    """Put the backends' global seeds back on exit (``keras.utils.set_random_seed`` moves them).
+
+    TensorFlow: the global seed and the op-seed stream. torch: the CPU (and
+    CUDA) generator states. JAX has no global random state.
+    """
+    with contextlib.ExitStack() as undo:
+        if sys.modules.get("tensorflow") is not None:
+            from tensorflow.python.eager import context as tf_context
+
+            ctx = tf_context.context()
+            saved = {n: getattr(ctx, n) for n in ("_seed", "_rng") if hasattr(ctx, n)}
+
+            def _tf_back() -> None:
+                for n in ("_seed", "_rng"):
+                    if n in saved:
+                        setattr(ctx, n, saved[n])
+                    elif hasattr(ctx, n):
+                        delattr(ctx, n)
+
+            undo.callback(_tf_back)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            undo.callback(torch.set_rng_state, torch.get_rng_state())
+            if torch.cuda.is_available():
+                undo.callback(torch.cuda.set_rng_state_all, torch.cuda.get_rng_state_all())
+        yield
