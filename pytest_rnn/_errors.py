@@ -133,6 +133,31 @@ class LossPicture:
     context: str = ""
 
 
+@dataclass(frozen=True)
+class GapPicture:
+    """Per-step loss of a teacher-forced and a free-running decode (``TeacherForcingGap.plot``).
+
+    Attributes:
+        teacher_forced: loss at each decoder step, ground truth fed back.
+        free_running: loss at each decoder step, the model's own outputs fed back.
+        teacher_forced_loss: mean of ``teacher_forced``.
+        free_running_loss: mean of ``free_running``.
+        loss: the loss's name (``"mse"``).
+        verdict: the gap's verdict in a few words (the title).
+        ratio: free-running / teacher-forced loss.
+        wiring_fails_at: the decoder step where the wiring check fails, ``None`` if it holds.
+    """
+
+    teacher_forced: Sequence[float]
+    free_running: Sequence[float]
+    teacher_forced_loss: float
+    free_running_loss: float
+    loss: str
+    verdict: str
+    ratio: float
+    wiring_fails_at: int | None = None
+
+
 Picture = StepPicture | DependencePicture | LossPicture
 
 

@@ -24,41 +24,76 @@ from pytest_rnn._keras.backend import eager_call as eager_call
 from pytest_rnn._keras.backend import float64_missing as float64_missing
 from pytest_rnn._keras.backend import float64_scope as float64_scope
 from pytest_rnn._keras.backend import input_gradients as input_gradients
+from pytest_rnn._keras.backend import is_library_file as is_library_file
 from pytest_rnn._keras.backend import name as backend_name
 from pytest_rnn._keras.backend import precision_guard as precision_guard
 from pytest_rnn._keras.backend import seed_guard as seed_guard
 from pytest_rnn._keras.backend import to_numpy as to_numpy
+from pytest_rnn._keras.calls import ModelCache as ModelCache
 from pytest_rnn._keras.calls import compiled as compiled
 from pytest_rnn._keras.guards import keras_globals_kept as keras_globals_kept
+from pytest_rnn._keras.guards import seed_keras as seed_keras
 from pytest_rnn._keras.guards import set_name_counters as set_name_counters
 from pytest_rnn._keras.guards import untouched as untouched
+from pytest_rnn._keras.layers import GraphNode as GraphNode
+from pytest_rnn._keras.layers import check_factory as check_factory
+from pytest_rnn._keras.layers import check_function as check_function
 from pytest_rnn._keras.layers import check_input_shapes as check_input_shapes
 from pytest_rnn._keras.layers import check_model as check_model
 from pytest_rnn._keras.layers import describe_layer as describe_layer
 from pytest_rnn._keras.layers import describe_model as describe_model
+from pytest_rnn._keras.layers import fixed_batch as fixed_batch
+from pytest_rnn._keras.layers import fixed_steps as fixed_steps
+from pytest_rnn._keras.layers import graph_nodes as graph_nodes
+from pytest_rnn._keras.layers import input_batch as input_batch
 from pytest_rnn._keras.layers import is_graph_model as is_graph_model
 from pytest_rnn._keras.layers import is_model as is_model
+from pytest_rnn._keras.layers import is_rnn as is_rnn
 from pytest_rnn._keras.layers import iter_layers as iter_layers
 from pytest_rnn._keras.layers import keras_module as keras_module
+from pytest_rnn._keras.layers import layer_outputs_model as layer_outputs_model
+from pytest_rnn._keras.layers import model_inputs as model_inputs
 from pytest_rnn._keras.layers import needs_static_time as needs_static_time
 from pytest_rnn._keras.layers import rnn_layers as rnn_layers
 from pytest_rnn._keras.layers import stateful_layers as stateful_layers
+from pytest_rnn._keras.layers import static_time_output as static_time_output
+from pytest_rnn._keras.layers import tensors_model as tensors_model
+from pytest_rnn._keras.layers import top_layers as top_layers
+from pytest_rnn._keras.layers import valid_steps as valid_steps
 from pytest_rnn._keras.loops import graph_decoder as graph_decoder
 from pytest_rnn._keras.loops import graph_stream as graph_stream
+from pytest_rnn._keras.states import callback_kind as callback_kind
 from pytest_rnn._keras.states import get_states as get_states
 from pytest_rnn._keras.states import reset_states as reset_states
 from pytest_rnn._keras.states import set_states as set_states
-from pytest_rnn._keras.timing import time_hazard as time_hazard
+from pytest_rnn._keras.timing import Timing as Timing
+from pytest_rnn._keras.timing import acts_per_step as acts_per_step
+from pytest_rnn._keras.timing import causal_reason as causal_reason
+from pytest_rnn._keras.timing import reads_past_only as reads_past_only
+from pytest_rnn._keras.timing import stream_reason as stream_reason
+from pytest_rnn._keras.timing import suspects as suspects
+from pytest_rnn._keras.timing import timing as timing
+from pytest_rnn._keras.twins import cached_clone as cached_clone
 from pytest_rnn._keras.twins import clone as clone
 from pytest_rnn._keras.twins import copy_weights as copy_weights
+from pytest_rnn._keras.twins import every_step_copy as every_step_copy
 from pytest_rnn._keras.twins import stateful_twin as stateful_twin
-from pytest_rnn._random import kept as rng_guard
+from pytest_rnn._keras.twins import sync_weights as sync_weights
 
 __all__ = [
     "DETERMINISM",
     "TRACES",
+    "GraphNode",
+    "ModelCache",
     "ResetStatesCallback",
+    "Timing",
+    "acts_per_step",
     "backend_name",
+    "cached_clone",
+    "callback_kind",
+    "causal_reason",
+    "check_factory",
+    "check_function",
     "check_input_shapes",
     "check_model",
     "clone",
@@ -68,30 +103,47 @@ __all__ = [
     "describe_model",
     "determinism_guard",
     "eager_call",
+    "every_step_copy",
+    "fixed_batch",
+    "fixed_steps",
     "float64_missing",
     "float64_scope",
     "get_states",
     "graph_decoder",
+    "graph_nodes",
     "graph_stream",
+    "input_batch",
     "input_gradients",
     "is_graph_model",
+    "is_library_file",
     "is_model",
+    "is_rnn",
     "iter_layers",
     "keras_globals_kept",
     "keras_module",
+    "layer_outputs_model",
+    "model_inputs",
     "needs_static_time",
     "precision_guard",
+    "reads_past_only",
     "reset_states",
-    "rng_guard",
     "rnn_layers",
     "seed_guard",
+    "seed_keras",
     "set_name_counters",
     "set_states",
     "stateful_layers",
     "stateful_twin",
-    "time_hazard",
+    "static_time_output",
+    "stream_reason",
+    "suspects",
+    "sync_weights",
+    "tensors_model",
+    "timing",
     "to_numpy",
+    "top_layers",
     "untouched",
+    "valid_steps",
 ]
 
 

@@ -32,6 +32,7 @@ of a compiled caller or loop is counted in :data:`TRACES`.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import weakref
 from collections.abc import Callable, Iterator
@@ -51,6 +52,7 @@ __all__ = [
     "float64_missing",
     "float64_scope",
     "input_gradients",
+    "is_library_file",
     "name",
     "precision_guard",
     "seed_guard",
@@ -129,10 +131,27 @@ def to_numpy(value: Any) -> np.ndarray:
         return np.asarray(value)  # numbers, lists: no backend involved
     import keras
 
+    if isinstance(value, keras.Variable):
+        # The variable's own numpy(): on TensorFlow, numpy's __array__ path would warn
+        # that Keras's __array__ takes no copy= argument (a DeprecationWarning per call).
+        return np.asarray(value.numpy())
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 _TENSOR_MODULES = ("tensorflow", "jax", "jaxlib", "torch", "keras")
+
+# Folders of code that is not the user's: numpy, pytest-rnn itself, Keras and the backends.
+_LIBRARY_DIRS = (
+    os.path.dirname(np.__file__) + os.sep,
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+)
+
+
+def is_library_file(path: str) -> bool:
+    """Whether a source file belongs to numpy, pytest-rnn, Keras or a backend (not to the user)."""
+    return path.startswith(_LIBRARY_DIRS) or any(
+        f"{os.sep}{lib}{os.sep}" in path for lib in ("keras", *_TENSOR_MODULES)
+    )
 
 
 @contextlib.contextmanager

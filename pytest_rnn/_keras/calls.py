@@ -1,4 +1,4 @@
-"""Compiled callers, cached per model without keeping the model alive."""
+"""Compiled callers, and the one per-model cache, neither keeping a model alive."""
 
 from __future__ import annotations
 
@@ -11,13 +11,29 @@ import numpy as np
 from pytest_rnn._core.tree import flatten
 from pytest_rnn._keras.backend import TRACES, compile_call
 
-__all__ = ["compiled"]
+__all__ = ["ModelCache", "compiled"]
+
+
+class ModelCache:
+    """Values cached per model and key, held through weak references to the model.
+
+    ``cache.of(model)`` is that model's own dict; it goes when the model does.
+    What a value holds must not refer back to the model strongly (hold it
+    through ``weakref.ref``), or the model never goes.
+    """
+
+    def __init__(self) -> None:
+        self._by_model: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def of(self, model: Any) -> dict[Any, Any]:
+        """The dict of values cached for ``model`` (made empty on first use)."""
+        return self._by_model.setdefault(model, {})
 
 # model -> {key: callable}. Weak keys: a cached caller must not keep a model alive,
 # so callers hold the model through a weak reference only.
-_CALLERS: weakref.WeakKeyDictionary[Any, dict[Any, Callable[..., Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+_CALLERS = ModelCache()
 
 
 def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
@@ -32,7 +48,7 @@ def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in flatten(x))
     batch = int(np.shape(flatten(x)[0][1])[0]) if fixed_batch else None
     key = (structure, batch)
-    per_model = _CALLERS.setdefault(model, {})
+    per_model = _CALLERS.of(model)
     if key in per_model:
         return per_model[key]
     call = compile_call(weakref.ref(model), x, batch, TRACES.add)

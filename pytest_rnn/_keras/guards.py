@@ -16,7 +16,7 @@ from pytest_rnn._keras.backend import determinism_guard, precision_guard, seed_g
 from pytest_rnn._keras.states import get_states, reset_states, set_states
 from pytest_rnn._random import kept
 
-__all__ = ["keras_globals_kept", "set_name_counters", "untouched"]
+__all__ = ["keras_globals_kept", "seed_keras", "set_name_counters", "untouched"]
 
 # Keras's global state a seeded, rebuilding run moves (keras.src: no public API reads it).
 _KERAS_GLOBALS = ("global_random_seed", "global_seed_generator", "object_name_uids")
@@ -72,3 +72,10 @@ def set_name_counters(names: Mapping[str, int]) -> None:
     from keras.src.backend.common import global_state
 
     global_state.set_global_attribute("object_name_uids", collections.defaultdict(int, names))
+
+
+def seed_keras(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)``: Python, numpy and the backend's seeds (undo: :func:`untouched`)."""
+    from pytest_rnn._keras.layers import keras_module
+
+    keras_module().utils.set_random_seed(seed)

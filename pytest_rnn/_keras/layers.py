@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,27 +46,34 @@ def check_model(obj: Any, arg: str) -> Any:
 def check_input_shapes(model: Any, leaves: list[tuple[str, np.ndarray]], arg: str) -> None:
     """``arg``'s arrays fit ``model``'s inputs: as many, same rank, same fixed feature sizes.
 
-    Raises a ValueError naming ``arg`` before Keras raises its own deep inside a layer.
+    ``leaves`` are ``(path, array)`` pairs in flatten order (``Batch.paths`` and
+    ``Batch.leaves``); a dict key that names a model input is matched to that
+    input, any other leaf to the input at its position. Raises a ValueError
+    naming ``arg`` (``x has 5 features on axis 2 but the model input ...``)
+    before Keras raises its own deep inside a layer.
     """
     inputs = list(getattr(model, "inputs", None) or [])
     if not inputs:
         return
     if len(leaves) != len(inputs):
-        raise ValueError(
-            f"{arg} holds {len(leaves)} array(s) but model {model.name!r} has {len(inputs)} input(s)"
-        )
+        raise ValueError(f"{arg} holds {len(leaves)} arrays but model has {len(inputs)} inputs")
     by_name = {getattr(i, "name", None): i for i in inputs}
     for pos, (path, arr) in enumerate(leaves):
         key = path[2:-2] if path.startswith("['") else None
         spec = by_name.get(key, inputs[pos])
-        want = tuple(spec.shape)
-        if len(want) != np.ndim(arr) or any(
-            w is not None and w != g for w, g in zip(want[2:], np.shape(arr)[2:])
-        ):
+        want, shape, where = tuple(spec.shape), np.shape(arr), f"{arg}{path}"
+        name = getattr(spec, "name", pos)
+        if len(want) != len(shape):
             raise ValueError(
-                f"{arg}{path} has shape {np.shape(arr)} but model {model.name!r}'s input "
-                f"{getattr(spec, 'name', pos)!r} takes {want} (batch, steps, features...)"
+                f"{where} has shape {shape} ({len(shape)} dims) but the model input "
+                f"{name!r} takes {len(want)} dims {want}"
             )
+        for axis in range(2, len(shape)):
+            if want[axis] is not None and want[axis] != shape[axis]:
+                raise ValueError(
+                    f"{where} has {shape[axis]} features on axis {axis} but the model "
+                    f"input {name!r} takes {want[axis]} (shape {want})"
+                )
 
 
 def is_graph_model(model: Any) -> bool:
@@ -162,3 +170,175 @@ def describe_model(model: Any, limit: int = 6) -> str:
     if len(layers) > limit:
         parts.append(f"... {len(layers) - limit} more")
     return f"'{model.name}' ({' -> '.join(parts)})" if parts else f"'{model.name}'"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def model_inputs(model: Any) -> Any:
+    """The input structure ``model`` was built with: one tensor alone, several as a list."""
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
+def input_batch(model: Any) -> int | None:
+    """The batch size every input of ``model`` fixes, or ``None`` (open, or not one size)."""
+    sizes = {next(iter(i.shape)) for i in getattr(model, "inputs", None) or []}
+    if len(sizes) == 1:
+        return next(iter(sizes))
+    return None
+
+
+def fixed_batch(model: Any) -> bool:
+    """Whether any input of ``model`` fixes its batch size (then one call per batch size)."""
+    try:
+        return any(spec.shape[0] is not None for spec in model.inputs or [])
+    except Exception:  # a model without defined inputs
+        return False
+
+
+def fixed_steps(model: Any) -> int | None:
+    """The number of steps the first input with a fixed time axis takes, or ``None``."""
+    for i in getattr(model, "inputs", None) or []:
+        shape = tuple(i.shape)
+        if len(shape) >= 2 and shape[1] is not None:
+            return int(shape[1])
+    return None
+
+
+def static_time_output(model: Any, index: int) -> bool:
+    """Output ``index`` has a fixed axis 1 while every input's time axis is open."""
+    from pytest_rnn._core.tree import flatten
+
+    try:
+        outputs = flatten(model.output)
+        time_open = all(spec.shape[1] is None for spec in model.inputs)
+        return bool(time_open and outputs[index][1].shape[1] is not None)
+    except Exception:  # subclassed models have no symbolic output
+        return False
+
+
+def valid_steps(model: Any, leaves: list[np.ndarray]) -> np.ndarray | None:
+    """``(batch, steps)`` bool: the steps a Masking or mask_zero Embedding input layer keeps.
+
+    ``leaves`` are ``model``'s input arrays in input order; ``None`` when no
+    input is masked (or the model's graph cannot be read).
+    """
+    keras = keras_module()
+    if not is_graph_model(model):
+        return None
+    model_inputs_ = list(model.inputs)
+    valid = None
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Masking):
+            value = layer.mask_value
+        elif isinstance(layer, keras.layers.Embedding) and layer.mask_zero:
+            value = None
+        else:
+            continue
+        try:
+            source = layer.input
+        except (AttributeError, ValueError):
+            continue
+        pos = next((n for n, t in enumerate(model_inputs_) if t is source), None)
+        if pos is None:
+            continue
+        leaf = leaves[pos]
+        mask = leaf != 0 if value is None else np.any(leaf != value, axis=-1)
+        valid = mask if valid is None else valid & mask
+    return valid
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def is_rnn(layer: Any) -> bool:
+    """Whether ``layer`` is a ``keras.layers.RNN`` (LSTM, GRU, SimpleRNN, custom cells)."""
+    return isinstance(layer, keras_module().layers.RNN)
+
+
+def top_layers(model: Any) -> list[Any]:
+    """``model.layers`` without its InputLayers."""
+    keras = keras_module()
+    return [lyr for lyr in model.layers if not isinstance(lyr, keras.layers.InputLayer)]
+
+
+def layer_outputs_model(model: Any, layers: list[Any]) -> Any:
+    """A model from ``model``'s inputs to the (first) output of each of ``layers``."""
+    from pytest_rnn._random import kept
+
+    def first(output: Any) -> Any:
+        return output[0] if isinstance(output, (list, tuple)) else output
+
+    with kept():
+        return keras_module().Model(model_inputs(model), [first(lyr.output) for lyr in layers])
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One call of a layer in a Functional graph (Keras's node, read once here)."""
+
+    layer: Any
+    inputs: list[Any]  # the KerasTensors it reads
+    outputs: list[Any]  # the KerasTensors it makes
+    node: Any  # Keras's own node (its call arguments: see timing)
+
+
+def graph_nodes(model: Any) -> tuple[Any, list[GraphNode]] | None:
+    """``(input structure, nodes)`` of a Sequential/Functional graph, inputs first; else ``None``.
+
+    The only reader of Keras Functional internals (``_functional``,
+    ``_nodes_by_depth``, ``_inputs_struct``); a subclassed model gives ``None``.
+    """
+    keras = keras_module()
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    if graph is None or not is_graph_model(graph) or not hasattr(graph, "_nodes_by_depth"):
+        return None
+    nodes = [
+        GraphNode(
+            layer=node.operation,
+            inputs=list(node.arguments.keras_tensors),
+            outputs=list(node.outputs),
+            node=node,
+        )
+        for depth in sorted(graph._nodes_by_depth, reverse=True)
+        for node in graph._nodes_by_depth[depth]
+        if not node.is_input
+    ]
+    return graph._inputs_struct, nodes
+
+
+def tensors_model(inputs: Any, outputs: list[Any]) -> Any:
+    """``keras.Model(inputs, outputs)`` built without moving the global random state."""
+    from pytest_rnn._random import kept
+
+    with kept():
+        return keras_module().Model(inputs, outputs)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def check_factory(fn: Any, arg: str, what: str) -> None:
+    """``fn`` is a function that builds (and trains) a model; else a TypeError naming ``arg``."""
+    if is_model(fn):
+        raise TypeError(
+            f"{arg} must be a function that {what}, got the model {fn.name!r} itself: a model "
+            f"trained once cannot be trained again from the same start. Pass the function "
+            f"that builds it, e.g. {arg}=lambda: build_model()"
+        )
+    if not callable(fn):
+        raise TypeError(f"{arg} must be a function that {what}, got {type(fn).__name__}")
+
+
+def check_function(fn: Any, arg: str, what: str, signature: str) -> None:
+    """``fn`` is the user's function of the inputs (not a model, not values); else a TypeError."""
+    if callable(fn) and not is_model(fn):
+        return
+    if is_model(fn):
+        raise TypeError(f"{arg} must be your {what} function {signature}, got a Keras model")
+    kind = type(fn).__name__
+    raise TypeError(
+        f"{arg} must be the function that computes the {what} ({signature}), got {kind}. "
+        f"Dependence is measured by changing the inputs and calling {arg} again, "
+        f"so the values alone cannot show which steps they came from."
+    )

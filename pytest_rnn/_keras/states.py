@@ -14,7 +14,7 @@ from pytest_rnn._keras.backend import to_numpy
 from pytest_rnn._keras.layers import check_model, keras_module, stateful_layers
 
 # and ResetStatesCallback, built on first access (module __getattr__)
-__all__ = ["get_states", "reset_states", "set_states"]
+__all__ = ["callback_kind", "get_states", "reset_states", "set_states"]
 
 
 def reset_states(model: Any) -> None:
@@ -114,3 +114,29 @@ def __getattr__(name: str) -> Any:
             _reset_callback_class = _make_reset_callback()
         return _reset_callback_class
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Hooks a callback may override that run at the start or end of training or of an epoch.
+_RUN_HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end")
+
+
+def callback_kind(callback: Any) -> tuple[str, list[str]]:
+    """What a ``fit`` callback does with the epoch index or the start of training.
+
+    Returns ``(kind, hooks)``: kind ``"epoch_schedule"`` (LearningRateScheduler:
+    called with the epoch index), ``"patience"`` (ReduceLROnPlateau,
+    EarlyStopping: count epochs from ``on_train_begin``), ``"reset_states"``
+    (:class:`ResetStatesCallback`) or ``"other"``; ``hooks`` names the run
+    hooks an ``"other"`` callback overrides.
+    """
+    keras = keras_module()
+    cb = keras.callbacks
+    if isinstance(callback, cb.LearningRateScheduler):
+        return "epoch_schedule", []
+    if isinstance(callback, (cb.ReduceLROnPlateau, cb.EarlyStopping)):
+        return "patience", []
+    if isinstance(callback, __getattr__("ResetStatesCallback")):
+        return "reset_states", []
+    base = cb.Callback
+    hooks = [h for h in _RUN_HOOKS if getattr(type(callback), h, None) is not getattr(base, h)]
+    return "other", hooks

@@ -1,74 +1,351 @@
 """Layers whose output at a step reads other steps than that step and the past.
 
-The one table of such layers. Its renderers give the wording each family
-pins: :func:`stream_reason` for streaming.
+:func:`timing` is the one table of them: the only code that reads a layer's
+class and configuration to say which steps it reads. The renderers give the
+wording each family pins: :func:`stream_reason` for streaming,
+:func:`causal_reason` for causality. :func:`acts_per_step` and
+:func:`reads_past_only` answer the streaming family's every-step copy, and
+:func:`suspects` walks a model for the layers a renderer names.
+
+Today's three tables disagree in places (ARCHITECTURE 2.1b). A :class:`Timing`
+keeps each table's answer (``streams``, ``causal``, ``per_step``), so every
+family keeps its verdict until they are reconciled on purpose;
+``tests/test_timing.py`` lists each disagreement.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from pytest_rnn._keras.layers import keras_module
+from pytest_rnn._core.text import plural
+from pytest_rnn._keras.layers import iter_layers, keras_module
 
-__all__ = ["time_hazard"]
+__all__ = [
+    "Suspect",
+    "Timing",
+    "acts_per_step",
+    "causal_reason",
+    "reads_past_only",
+    "stream_reason",
+    "suspects",
+    "timing",
+]
+
+#: Layers that act on each step alone (training=False) when they normalise
+#: the feature axis only: their output at step t reads only the input at step t.
+_PER_STEP = (
+    "Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Dropout", "AlphaDropout",
+    "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Identity",
+    "BatchNormalization", "LayerNormalization",
+)  # fmt: skip
+
+#: Attention layers: every step attends to every other unless a mask says otherwise.
+_ATTENTION = ("MultiHeadAttention", "Attention", "AdditiveAttention", "GroupedQueryAttention")
+
+#: The convolutions the causality table knows, by exact class name.
+_CAUSAL_CONVS = ("Conv1D", "SeparableConv1D", "DepthwiseConv1D")
+
+#: A renderer: ``(layer, nodes) -> why it reads other steps``, or ``None``.
+Reason = Callable[[Any, Sequence[Any]], str | None]
 
 
-def time_hazard(layer: Any, *, streaming: bool) -> str | None:
-    """Why ``layer`` makes an output depend on other steps than the past, or ``None``.
+@dataclass(frozen=True)
+class Timing:
+    """Which steps a layer's output at step t reads, as today's tables see it.
 
-    With ``streaming=True`` also layers that read only the past but need more
-    than the chunk in hand (causal convolution without a buffer, attention
-    without a cache) are named.
+    Attributes:
+        kind: what it reads, by the widest of the tables: ``"bidirectional"``
+            and ``"backwards"`` (later steps, from the last one), ``"future"``
+            (``steps`` later steps), ``"buffer"`` (``steps`` earlier steps: more
+            than a streamed chunk holds), ``"attention"`` (every step),
+            ``"time-normalisation"``, ``"pooling"`` (neighbouring steps),
+            ``"global"`` (every step, into one), ``"per-step"`` (its own step),
+            ``"recurrent"`` (every earlier step, through its state) or
+            ``"nested"`` (a model: what its layers read).
+        layer: the class name, as the causality messages print it.
+        steps: how many other steps it reads, when known.
+        padding: a convolution's or pooling's ``padding``.
+        axis: a normalisation's ``axis``, as its config spells it.
+        streams: the streaming table names it (:func:`stream_reason`).
+        causal: the causality table names it (:func:`causal_reason`).
+        per_step: the every-step table counts it as acting on each step alone
+            (:func:`acts_per_step`).
+        nested: a Keras model; the causality table names what it holds.
+        sequences: a recurrent layer's ``return_sequences``.
+        stateful: a recurrent layer's ``stateful``.
+        stock: exactly Keras's LSTM, GRU or SimpleRNN, without ``return_state``.
+    """
+
+    kind: str
+    layer: str
+    steps: int | None = None
+    padding: str | None = None
+    axis: Any = None
+    streams: bool = False
+    causal: bool = False
+    per_step: bool = False
+    nested: bool = False
+    sequences: bool = False
+    stateful: bool = False
+    stock: bool = False
+
+
+class Suspect(NamedTuple):
+    """A layer a renderer names: where it sits, the layer, and why."""
+
+    path: str
+    layer: Any
+    reason: str
+
+
+def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
+    """Which steps ``layer`` reads, or ``None`` where no table knows the layer.
+
+    Args:
+        layer: a Keras layer or model.
+        nodes: Keras nodes of the layer's calls. Attention called with
+            ``use_causal_mask=True`` or an ``attention_mask`` in any of them is
+            left to measurement by the causality table (``causal=False``).
     """
     keras = keras_module()
     L = keras.layers
+    name = type(layer).__name__
     if isinstance(layer, L.Bidirectional):
-        return "Bidirectional reads the sequence backwards too: every step depends on the whole sequence"
+        return Timing("bidirectional", name, streams=True, causal=True)
     if isinstance(layer, L.RNN) and getattr(layer, "go_backwards", False):
-        return "go_backwards=True runs from the last step: every output depends on later steps"
+        return Timing("backwards", name, streams=True, causal=True)
     if isinstance(layer, L.TimeDistributed):
-        return None
+        return Timing("per-step", name)  # its inner layer works within one step
     cfg: dict[str, Any] = {}
     with contextlib.suppress(Exception):
         cfg = layer.get_config()
-    if isinstance(layer, L.Conv1D) or (type(layer).__name__.startswith("Conv1D")):
-        k = cfg.get("kernel_size", (1,))
-        d = cfg.get("dilation_rate", (1,))
-        k = k[0] if isinstance(k, (list, tuple)) else k
-        d = d[0] if isinstance(d, (list, tuple)) else d
-        reach = (int(k) - 1) * int(d)
-        padding = cfg.get("padding")
-        if reach == 0:
-            return None
-        if padding == "same":
-            return f"Conv1D padding='same' reads {reach // 2 + reach % 2} future step(s)"
-        if padding == "valid":
-            return f"Conv1D padding='valid' reads {reach} future step(s) and shortens the sequence"
-        if padding == "causal" and streaming:
-            return (
-                f"Conv1D padding='causal' needs the previous {reach} step(s), which a streamed "
-                "chunk does not carry (no streaming buffer)"
-            )
-        return None
-    name = type(layer).__name__
-    if name in ("MultiHeadAttention", "Attention", "AdditiveAttention", "GroupedQueryAttention"):
-        if streaming:
-            return f"{name} attends over its whole input; a streamed chunk sees only itself"
-        return f"{name} attends over every step unless called with use_causal_mask=True"
-    if isinstance(layer, L.LayerNormalization):
-        axis = cfg.get("axis", -1)
-        axes = axis if isinstance(axis, (list, tuple)) else [axis]
-        ndim = (
-            len(layer.input.shape)
-            if hasattr(layer, "_inbound_nodes") and layer._inbound_nodes
-            else 3
+    nested = isinstance(layer, keras.Model)
+    if isinstance(layer, L.RNN):
+        return Timing(
+            "recurrent",
+            name,
+            sequences=bool(cfg.get("return_sequences")),
+            stateful=bool(cfg.get("stateful")),
+            stock=type(layer) in (L.LSTM, L.GRU, L.SimpleRNN) and not cfg.get("return_state"),
         )
-        if any(a % ndim == 1 for a in axes):
-            return f"LayerNormalization(axis={axis}) normalises over the time axis: every step depends on the whole sequence"
-        return None
+    stream_conv = isinstance(layer, L.Conv1D) or name.startswith("Conv1D")
+    if stream_conv or name in _CAUSAL_CONVS:
+        return _conv(name, cfg, streams=stream_conv, causal=name in _CAUSAL_CONVS, nested=nested)
+    if name in _ATTENTION:
+        masked = any(_masked(node) for node in nodes)
+        return Timing("attention", name, streams=True, causal=not masked)
+    axis = cfg.get("axis", -1)
+    per_step = name in _PER_STEP and axis in (-1, [-1], (-1,))
+    layer_norm = isinstance(layer, L.LayerNormalization)
+    other_norm = "Normalization" in name and name != "BatchNormalization"
+    if layer_norm or other_norm:
+        axes = axis if isinstance(axis, (list, tuple)) else [axis]
+        streams = layer_norm and any(a % _ndim(layer) == 1 for a in axes)
+        causal = other_norm and (1 in axes or -2 in axes)
+        if streams or causal:
+            return Timing(
+                "time-normalisation",
+                name,
+                axis=axis,
+                streams=streams,
+                causal=causal,
+                per_step=per_step,
+                nested=nested,
+            )
     if name.startswith(("GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten")):
-        return f"{name} mixes every step of the sequence"
+        return Timing("global", name, streams=True, nested=nested)
     if name in ("MaxPooling1D", "AveragePooling1D"):
-        return f"{name} pools neighbouring steps together"
+        padding = cfg.get("padding")
+        return Timing(
+            "pooling",
+            name,
+            padding=padding,
+            streams=True,
+            causal=padding == "same",
+            nested=nested,
+        )
+    if per_step:
+        return Timing("per-step", name, axis=cfg.get("axis"), per_step=True)
+    if nested:
+        return Timing("nested", name, nested=True)
     return None
+
+
+def _conv(
+    name: str, cfg: dict[str, Any], *, streams: bool, causal: bool, nested: bool
+) -> Timing | None:
+    """A 1-D convolution's timing: its window spans ``dilation * (kernel - 1)`` steps beyond its first."""
+
+    def first(v: Any) -> int:
+        return int(v[0] if isinstance(v, (list, tuple)) else v)
+
+    reach = first(cfg.get("dilation_rate", 1)) * (first(cfg.get("kernel_size", 1)) - 1)
+    padding = cfg.get("padding")
+    if reach == 0:
+        return Timing("per-step", name, steps=0, padding=padding, nested=nested)
+    if padding == "same":  # TensorFlow pads more on the right
+        steps = reach - reach // 2
+        return Timing("future", name, steps, padding, streams=streams, causal=causal, nested=nested)
+    if padding == "valid":
+        return Timing("future", name, reach, padding, streams=streams, causal=causal, nested=nested)
+    if padding == "causal":
+        return Timing("buffer", name, reach, padding, streams=streams, nested=nested)
+    return None
+
+
+def _masked(node: Any) -> bool:
+    """Whether a Keras node called its attention layer causally or with a mask of its own."""
+    kwargs = node.arguments.kwargs
+    return bool(kwargs.get("use_causal_mask") or kwargs.get("attention_mask") is not None)
+
+
+def _ndim(layer: Any) -> int:
+    """The rank of the layer's (first) input once it has been called; 3 before."""
+    if hasattr(layer, "_inbound_nodes") and layer._inbound_nodes:
+        return len(layer.input.shape)
+    return 3
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def stream_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
+    """Why ``layer`` makes a streamed output differ from the full pass, or ``None``.
+
+    Also names layers that read only the past but need more than the chunk in
+    hand (causal convolution without a buffer, attention without a cache).
+    ``nodes`` is there for :func:`suspects` and unused: how a layer was called
+    does not give a chunk the steps it lacks.
+    """
+    del nodes
+    t = timing(layer)
+    if t is None or not t.streams:
+        return None
+    if t.kind == "bidirectional":
+        return "Bidirectional reads the sequence backwards too: every step depends on the whole sequence"
+    if t.kind == "backwards":
+        return "go_backwards=True runs from the last step: every output depends on later steps"
+    if t.kind == "future" and t.padding == "same":
+        return f"Conv1D padding='same' reads {t.steps} future step(s)"
+    if t.kind == "future":
+        return f"Conv1D padding='valid' reads {t.steps} future step(s) and shortens the sequence"
+    if t.kind == "buffer":
+        return (
+            f"Conv1D padding='causal' needs the previous {t.steps} step(s), which a streamed "
+            "chunk does not carry (no streaming buffer)"
+        )
+    if t.kind == "attention":
+        return f"{t.layer} attends over its whole input; a streamed chunk sees only itself"
+    if t.kind == "time-normalisation":
+        return f"LayerNormalization(axis={t.axis}) normalises over the time axis: every step depends on the whole sequence"
+    if t.kind == "global":
+        return f"{t.layer} mixes every step of the sequence"
+    if t.kind == "pooling":
+        return f"{t.layer} pools neighbouring steps together"
+    return None
+
+
+def causal_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
+    """Why ``layer`` reads later steps, from its configuration, or ``None``.
+
+    Args:
+        layer: a Keras layer or model (a model is named by its first suspect).
+        nodes: Keras nodes of its calls: attention called with a causal mask
+            or a mask of the caller's is measured, not guessed.
+    """
+    t = timing(layer, nodes)
+    if t is None:
+        return None
+    if not t.causal:
+        if t.nested and (inner := suspects(layer, causal_reason)):
+            return f"nested model containing {inner[0].path!r} ({inner[0].reason})"
+        return None
+    name = t.layer
+    if t.kind == "bidirectional":
+        return "Bidirectional: its backward RNN reads the sequence from the last step"
+    if t.kind == "backwards":
+        return "go_backwards=True: it reads the sequence from the last step"
+    if t.kind == "future" and t.padding == "same":
+        return f"{name} padding='same' reads {plural(t.steps or 0, 'future step')}; use padding='causal'"
+    if t.kind == "future":
+        return (
+            f"{name} padding='valid' puts output step t over input steps t..t+{t.steps} "
+            "(reads later steps); use padding='causal'"
+        )
+    if t.kind == "attention":
+        return f"{name} called without use_causal_mask=True: every step attends to later steps"
+    if t.kind == "time-normalisation":
+        return (
+            f"{name}(axis={t.axis}) normalises over the time axis: every step sees statistics "
+            "of the whole sequence"
+        )
+    if t.kind == "pooling":
+        return f"{name} padding='same' pools over later steps"
+    return None
+
+
+# --------------------------------------------------------------------------- every-step copy
+
+
+def acts_per_step(layer: Any) -> bool:
+    """Whether ``layer`` acts on each step alone, by the every-step table (``_PER_STEP``)."""
+    t = timing(layer)
+    return t is not None and t.per_step
+
+
+def reads_past_only(layer: Any, *, last: bool) -> bool:
+    """Whether ``layer`` is a stateless, forward stock RNN whose every-step copy is its output.
+
+    Args:
+        layer: a top-level layer of a Sequential.
+        last: it is the model's last RNN, so it must return the last step only
+            (every earlier RNN must return every step).
+    """
+    t = timing(layer)
+    return (
+        t is not None
+        and t.kind == "recurrent"
+        and t.stock
+        and not t.stateful
+        and t.sequences != last
+    )
+
+
+# --------------------------------------------------------------------------- walker
+
+
+def suspects(model: Any, reason: Reason, *, wrapped: bool = False) -> list[Suspect]:
+    """Every layer of ``model`` that ``reason`` names, depth first; a named layer is not looked into.
+
+    The two families walk differently today, so each keeps its walk:
+
+    Args:
+        model: a Keras model.
+        reason: a renderer, :func:`stream_reason` or :func:`causal_reason`;
+            it gets each layer with the nodes of its calls.
+        wrapped: ``False`` (the causality walk): the top-level layers and,
+            recursively, those of nested models (models themselves are not
+            asked, nor the layers inside wrappers: a TimeDistributed's inner
+            layer works within one step). ``True`` (the streaming walk): every
+            layer, nested models, wrappers, their inner layers and custom
+            layers' sublayers included.
+    """
+    keras = keras_module()
+    found: list[Suspect] = []
+    models = {""}  # paths whose children the causality walk visits
+    for path, layer in iter_layers(model):
+        if any(path.startswith(f"{s.path}/") for s in found):
+            continue
+        if not wrapped:
+            if path.rpartition("/")[0] not in models:
+                continue
+            if isinstance(layer, keras.Model):
+                models.add(path)
+                continue
+        why = reason(layer, getattr(layer, "_inbound_nodes", ()))
+        if why:
+            found.append(Suspect(path, layer, why))
+    return found

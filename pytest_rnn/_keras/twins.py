@@ -5,15 +5,26 @@ A clone never changes the model it copies, nor the global random state.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
 
+from pytest_rnn._core.validate import check_int
 from pytest_rnn._keras.backend import to_numpy
+from pytest_rnn._keras.calls import ModelCache
 from pytest_rnn._keras.layers import check_model, is_graph_model, keras_module
+from pytest_rnn._keras.timing import acts_per_step, reads_past_only
 from pytest_rnn._random import kept
 
-__all__ = ["clone", "copy_weights", "stateful_twin"]
+__all__ = [
+    "cached_clone",
+    "clone",
+    "copy_weights",
+    "every_step_copy",
+    "stateful_twin",
+    "sync_weights",
+]
 
 
 def _patch_config(cfg: Any, **overrides: Any) -> Any:
@@ -134,8 +145,97 @@ def stateful_twin(model: Any, batch_size: int) -> Any:
         ...     y_t = stream(x[:1, t : t + 1])
     """
     check_model(model, "model")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return clone(model, batch_size=int(batch_size), stateful=True)
+    return clone(model, batch_size=check_int(batch_size, "batch_size", 1), stateful=True)
+
+
+# --------------------------------------------------------------------------- cached copies
+
+# model -> {(kind, batch): twin}; weak keys so a cached twin never keeps a model alive.
+_TWINS = ModelCache()
+# copy -> the source's weight values it was last synced to; weak keys.
+_SYNCED: weakref.WeakKeyDictionary[Any, list[np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def cached_clone(model: Any, kind: str, batch: int | None) -> Any:
+    """``clone(model)`` made once per (model, kind, batch), its weights synced at every use.
+
+    ``kind`` is ``"stateful"`` (every RNN layer stateful) or ``"stateless"``.
+    """
+    per_model = _TWINS.of(model)
+    twin = per_model.get((kind, batch))
+    if twin is None:
+        twin = clone(model, batch_size=batch, stateful=(kind == "stateful"))
+        per_model[(kind, batch)] = twin
+    else:
+        sync_weights(model, twin)  # the model may have been trained since
+    return twin
+
+
+def sync_weights(source: Any, target: Any) -> None:
+    """:func:`copy_weights` for a cached copy: assigns only the variables that may differ.
+
+    A trainable variable of the copy changes only when the source's does, so it is
+    compared with the source values of the last sync; non-trainable variables
+    (which a layer may assign while it runs) are always copied back.
+    """
+    src, dst = source.weights, target.weights
+    seen = _SYNCED.get(target)
+    now = [np.asarray(to_numpy(v)) for v in src]
+    if seen is None or len(seen) != len(now) or len(dst) != len(now):
+        copy_weights(source, target)
+    else:
+        for s, d, new, old in zip(src, dst, now, seen):
+            if not d.trainable or new.shape != old.shape or not np.array_equal(new, old):
+                if tuple(s.shape) != tuple(d.shape):
+                    copy_weights(source, target)  # raises the shape error
+                d.assign(np.asarray(new, dtype=d.dtype))
+    _SYNCED[target] = now
+
+
+# model -> {"every_step": its every-step copy, or None where there is none}; weak keys.
+_EVERY_STEP = ModelCache()
+
+
+def every_step_copy(model: Any) -> Any:
+    """A stateless copy of a last-step Sequential whose last RNN returns every step, or ``None``.
+
+    Only where that copy's output at step ``t - 1`` is the model's output on
+    ``x[:, :t]``: every top-level layer is a forward, stateless RNN or acts
+    on each step alone (:func:`acts_per_step`, normalising the feature axis only), no
+    layer masks, and the last layer that changes the output's rank is that RNN.
+    Made once per model, its weights synced at every use.
+    """
+    per_model = _EVERY_STEP.of(model)
+    if "every_step" in per_model:
+        copy = per_model["every_step"]
+        if copy is not None:
+            sync_weights(model, copy)  # the model may have been trained since
+        return copy
+    copy = None
+    keras = keras_module()
+    if isinstance(model, keras.Sequential):
+        layers = list(model.layers)
+        rnns = [n for n, lyr in enumerate(layers) if isinstance(lyr, keras.layers.RNN)]
+        ok = bool(rnns) and all(
+            reads_past_only(lyr, last=(n == rnns[-1]))
+            if isinstance(lyr, keras.layers.RNN)
+            else acts_per_step(lyr)
+            for n, lyr in enumerate(layers)
+        )
+        if ok:
+            last = layers[rnns[-1]]
+
+            def clone_layer(layer: Any) -> Any:
+                cfg = layer.get_config()
+                if layer is last:
+                    cfg = {**cfg, "return_sequences": True}
+                return layer.__class__.from_config(cfg)
+
+            try:
+                with kept():
+                    copy = keras.models.clone_model(model, clone_function=clone_layer)
+                copy_weights(model, copy)
+            except Exception:  # best effort: the prefix calls are always right
+                copy = None
+    per_model["every_step"] = copy
+    return copy

@@ -1,0 +1,338 @@
+"""assert_windows_causal: windowing a series never shows a sample's inputs its own target.
+
+The series is one sample: every position is replaced in turn (the engine's
+step donors, :func:`_perturb.step_donors`) and the user's ``make_windows`` is
+called again; :func:`_window_changes` says which windows' inputs and targets
+changed, so each window gets the positions its inputs and its target read.
+:func:`_window_findings` sorts the windows whose inputs read at or after their
+target (off-by-one, target inside, anchored, inputs past the target);
+:func:`_windows_message` and :func:`_windows_picture` report them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_rnn import _keras as K
+from pytest_rnn._causal.args import _FINITE, _name_of, _probe
+from pytest_rnn._core import compare as _compare
+from pytest_rnn._core import perturb as _perturb
+from pytest_rnn._core import text as _text
+from pytest_rnn._core import tree as _tree
+from pytest_rnn._core import validate as _validate
+from pytest_rnn._errors import DependencePicture, RNNAssertionError
+from pytest_rnn._report import recorded
+
+
+@recorded
+def assert_windows_causal(
+    make_windows: Callable[[Any], Any],
+    series: Any,
+    *,
+    anchor_steps: int = 0,
+    trials: int = 8,
+    seed: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> None:
+    """Assert that windowing a series never shows a sample's inputs its own target.
+
+    ``make_windows(series)`` cuts one series into ``(inputs, targets)`` with
+    ``inputs`` ``(n, window, features...)`` and ``targets`` ``(n, ...)`` (e.g.
+    ``(n,)``, ``(n, features)`` or ``(n, horizon, ...)``); either may be a
+    list/dict of such arrays. Each series position is replaced in turn with
+    another position's value (``trials`` times); the positions that change a
+    window's inputs and its target are the ones they depend on. For every
+    window, every input must depend only on positions *strictly before* the
+    earliest position its target depends on. This catches an off-by-one window
+    (the target is the last input step), targets inside the input window, and
+    inputs that run past the target (centred features).
+
+    ``anchor_steps=k`` lets a target also read the last ``k`` input positions,
+    for targets relative to the last observed value (a change
+    ``s[t+1] - s[t]``, a return, an up/down label); the target must still
+    read at least one position after the inputs.
+
+    ``make_windows`` is called ``len(series) * trials + 2`` times, each on one
+    whole series: a short series (a few windows long) is enough, since the
+    check is about indexing, not data.
+
+    Args:
+        make_windows: your function ``series -> (inputs, targets)``.
+        series: one series, ``(length,)`` or ``(length, features...)``.
+        anchor_steps: last input positions a target may share (>= 0).
+        trials: replacements per position.
+        seed: seed of the replacements (default: the session seed, 0).
+        rtol: tolerance for "changed" (with ``atol``; default by dtype).
+        atol: see ``rtol``.
+
+    Raises:
+        RNNAssertionError: some windows' inputs read positions at or after their
+            target's. The message counts them, shows the first few (positions
+            the inputs and the target read) and names the pattern (off-by-one,
+            target inside the window, inputs past the target).
+        TypeError: ``make_windows`` is not a function.
+        ValueError: a bad ``series`` or ``make_windows`` result, or targets
+            that do not depend on the series at all.
+
+    Example:
+        >>> def make_windows(s, window=10):
+        ...     x = np.stack([s[i : i + window] for i in range(len(s) - window)])
+        ...     y = np.array([s[i + window - 1] for i in range(len(s) - window)])  # bug
+        ...     return x, y
+        >>> pytest_rnn.assert_windows_causal(make_windows, np.sin(np.arange(50.0)))
+        RNNAssertionError: Windows show their targets to their inputs: 40/40 windows ...
+          window 0: inputs read positions 0-9; target reads position 9
+          What it usually means: off-by-one: the target is the last input position. ...
+    """
+    __tracebackhide__ = True
+    K.check_function(make_windows, "make_windows", "windows", "series -> (inputs, targets)")
+    anchor_steps = _validate.check_int(anchor_steps, "anchor_steps", 0)
+    probe = _probe(trials, seed, rtol, atol)
+    trials = probe.trials
+    if callable(series) or isinstance(series, (Mapping, str)):
+        raise TypeError(
+            f"series must be an array (length, features...), got {type(series).__name__}"
+        )
+    s = np.asarray(series)
+    if s.ndim < 1:
+        raise ValueError(f"series must be an array (length, features...), got shape {s.shape}")
+    _validate.numeric(s, "series", _FINITE)
+    length = s.shape[0]
+    if length < 2:
+        raise ValueError(f"series must have at least 2 positions, got {length}")
+    rows = s.reshape(length, -1)
+    if (rows == rows[:1]).all():
+        raise ValueError(
+            "series has the same value at every position, so replacing one changes nothing "
+            "and dependence cannot be measured: pass a varied series"
+        )
+    with K.untouched():
+        inputs0, targets0, n = _windows(make_windows, s)
+        again = _windows(make_windows, s)
+        tols_in = [probe.tolerance(a.dtype) for a in inputs0]
+        tols_tg = [probe.tolerance(a.dtype) for a in targets0]
+        if (
+            _window_changes(again[0], inputs0, tols_in).any()
+            or _window_changes(again[1], targets0, tols_tg).any()
+        ):
+            raise ValueError(
+                "make_windows returned different windows for the same series: it must be a "
+                "deterministic function of the series"
+            )
+        in_dep = np.zeros((n, length), dtype=bool)
+        tg_dep = np.zeros((n, length), dtype=bool)
+        # The series is one sample of `length` steps: the engine's step plan replaces
+        # position p in trials copies (p * trials ..), extremes first, then other positions.
+        donor = _perturb.step_donors(probe.rng(), trials, 1, length)
+        pool = _perturb.pool(s)
+        for p in range(length):
+            for q in donor[p * trials : (p + 1) * trials, 0, p]:
+                changed = s.copy()
+                changed[p] = pool[q]
+                ins, tgs, m = _windows(make_windows, changed)
+                if (
+                    m != n
+                    or [a.shape for a in ins] != [a.shape for a in inputs0]
+                    or [a.shape for a in tgs] != [a.shape for a in targets0]
+                ):
+                    raise ValueError(
+                        f"make_windows returned windows of other shapes after position {p} of "
+                        "series changed: the number and shape of windows must not depend on "
+                        "the values"
+                    )
+                in_dep[:, p] |= _window_changes(ins, inputs0, tols_in)
+                tg_dep[:, p] |= _window_changes(tgs, targets0, tols_tg)
+    if not tg_dep.any():
+        raise ValueError(
+            "the targets of make_windows did not change when any single position of series "
+            "changed, so there is nothing to check: make the targets from the series"
+        )
+    findings = _window_findings(in_dep, tg_dep, anchor_steps)
+    if not findings:
+        return None
+    message = _windows_message(
+        make_windows, length, inputs0, targets0, n, trials, anchor_steps, findings, tg_dep
+    )
+    raise RNNAssertionError(
+        message, picture=_windows_picture(message, in_dep, tg_dep, findings, anchor_steps)
+    )
+
+
+def _windows_picture(
+    message: str,
+    in_dep: np.ndarray,
+    tg_dep: np.ndarray,
+    findings: list[_WindowFinding],
+    anchor: int,
+) -> DependencePicture:
+    """Window x series position: inputs may read only positions before the target's own."""
+    allowed = np.ones(in_dep.shape, dtype=bool)
+    for w in range(in_dep.shape[0]):
+        inputs, target = np.flatnonzero(in_dep[w]), np.flatnonzero(tg_dep[w])
+        if not target.size:
+            continue
+        last = inputs[-1] if inputs.size else -1
+        own = [p for p in target if not (anchor and last - anchor < p <= last)]
+        allowed[w, (own or list(target))[0] :] = False
+        if anchor and inputs.size:  # the last anchor_steps input positions may be shared
+            allowed[w, max(0, last - anchor + 1) : last + 1] = True
+    bad = np.zeros(in_dep.shape, dtype=bool)
+    for f in findings:
+        bad[f.window] = in_dep[f.window] & ~allowed[f.window]
+    return DependencePicture(
+        message.splitlines()[0].split(":")[0], in_dep.astype(np.int64), 1, allowed, bad,
+        "window", "series position", "allowed for inputs: before the target",
+        marks=tg_dep, marks_name="target reads it",
+    )  # fmt: skip
+
+
+def _windows(fn: Callable[[Any], Any], series: np.ndarray) -> tuple[list[Any], list[Any], int]:
+    out = fn(series)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise ValueError(
+            f"make_windows must return (inputs, targets), got {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
+        )
+    parts = []
+    n = None
+    for what, tree in zip(("inputs", "targets"), out):
+        leaves = []
+        for path, leaf in _tree.flatten(tree):
+            arr = np.asarray(leaf)
+            if arr.ndim < 1 or arr.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"make_windows returned {what}{path} of shape {arr.shape}, dtype {arr.dtype}: "
+                    "numeric arrays (windows, ...) are needed"
+                )
+            if n is None:
+                n = arr.shape[0]
+            if arr.shape[0] != n:
+                raise ValueError(
+                    f"make_windows returned {what}{path} with {arr.shape[0]} windows where the "
+                    f"inputs have {n}: inputs and targets must have one row per window"
+                )
+            leaves.append(arr)
+        if not leaves:
+            raise ValueError(f"make_windows returned no {what}")
+        parts.append(leaves)
+    if not n:
+        raise ValueError("make_windows returned no windows for series: make the series longer")
+    return parts[0], parts[1], int(n)
+
+
+def _window_changes(
+    new: list[np.ndarray], base: list[np.ndarray], tols: list[_compare.Tolerance]
+) -> np.ndarray:
+    """Per window: whether any element of any leaf changed."""
+    hit = np.zeros(base[0].shape[0], dtype=bool)
+    for a, b, tol in zip(new, base, tols):
+        o = a.astype(np.float64).reshape(a.shape[0], -1)
+        e = b.astype(np.float64).reshape(b.shape[0], -1)
+        over = tol.exceeded(o, e)
+        hit |= over.any(axis=1) if o.shape[1] else False
+    return hit
+
+
+@dataclass(frozen=True)
+class _WindowFinding:
+    window: int
+    inputs: list[int]
+    target: list[int]
+    kind: str  # "last", "inside", "anchored", "past"
+    reach: int  # how far inputs reach at or past the target's first position
+
+
+def _window_findings(in_dep: np.ndarray, tg_dep: np.ndarray, anchor: int) -> list[_WindowFinding]:
+    found = []
+    for w in range(in_dep.shape[0]):
+        inputs = [int(p) for p in np.flatnonzero(in_dep[w])]
+        target = [int(p) for p in np.flatnonzero(tg_dep[w])]
+        if not inputs or not target:
+            continue
+        last = inputs[-1]
+        own = [p for p in target if not (anchor and last - anchor < p <= last)]
+        if not own:
+            kind = "last" if target == [last] else "inside"
+            found.append(_WindowFinding(w, inputs, target, kind, last - target[0] + 1))
+        elif last >= own[0]:
+            inside = set(own) <= set(inputs)
+            kind = ("last" if own == [last] else "inside") if inside else "past"
+            shared = [p for p in own if p <= last]
+            k = len(shared)
+            if not inside and k == 1 and shared == [last]:
+                kind = "anchored"  # the target reads the last input, then the future
+            found.append(_WindowFinding(w, inputs, target, kind, last - own[0] + 1))
+    return found
+
+
+def _windows_message(
+    make_windows: Any,
+    length: int,
+    inputs: list[np.ndarray],
+    targets: list[np.ndarray],
+    n: int,
+    trials: int,
+    anchor: int,
+    findings: list[_WindowFinding],
+    tg_dep: np.ndarray,
+) -> str:
+    shapes_in = ", ".join(str(a.shape) for a in inputs)
+    shapes_tg = ", ".join(str(a.shape) for a in targets)
+    lines = [
+        f"Windows show their targets to their inputs: {len(findings)}/{n} windows have inputs "
+        "that read series positions at or after the first position their target reads.",
+        f"  make_windows {_name_of(make_windows)!r} on a series of {length} positions -> "
+        f"inputs {shapes_in}, targets {shapes_tg}; {_text.plural(trials, 'trial')} per position"
+        + (f"; anchor_steps={anchor}" if anchor else ""),
+    ]
+    for f in findings[: _text.MAX_LINES // 2]:
+        note = {
+            "last": ", the last input position",
+            "inside": ", all inside the inputs",
+            "past": f"; the inputs reach {_text.plural(f.reach, 'position')} into it",
+            "anchored": f", starting at the last {_text.plural(f.reach, 'input position')}",
+        }[f.kind]
+        lines.append(
+            f"  window {f.window}: inputs read {_text.steps_word(f.inputs, 'position')}; "
+            f"target reads {_text.steps_word(f.target, 'position')}{note}"
+        )
+    if len(findings) > _text.MAX_LINES // 2:
+        lines.append(f"  ... (first {_text.MAX_LINES // 2} of {len(findings)} leaking windows)")
+    unchecked = int((~tg_dep.any(axis=1)).sum())
+    if unchecked:
+        lines.append(
+            f"  {_text.plural(unchecked, 'window')} had targets that no single position changed; "
+            "not checked"
+        )
+    kinds = {f.kind for f in findings}
+    if kinds == {"last"}:
+        hint = (
+            "off-by-one: the target is the last input position. The target of a window "
+            "over s[i : i + window] is s[i + window] (or later), not s[i + window - 1]."
+        )
+    elif kinds == {"anchored"}:
+        reach = max(f.reach for f in findings)
+        hint = (
+            f"the target also reads the last {_text.plural(reach, 'input position')} (a change or "
+            "return relative to the last observed value?). If that is intended, pass "
+            f"anchor_steps={reach}; otherwise start the target after the last input position."
+        )
+    elif kinds <= {"last", "inside"}:
+        hint = (
+            "the target lies inside the input window, so the model is shown its answer. "
+            "Start the target after the last input position."
+        )
+    else:
+        hint = (
+            "the inputs run past the start of the target (an overlapping or centred "
+            "window, or a feature computed with future values). Inputs must end before "
+            "the target begins; use anchor_steps=k if the target is relative to the last "
+            "k input positions."
+        )
+    lines.append(f"  What it usually means: {hint}")
+    return "\n".join(lines)
