@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import pathlib
 import random
+import sys
+import warnings
 from typing import Any
 
 import keras
@@ -23,8 +25,43 @@ from pytest_rnn import strategies as rnn_st
 from pytest_rnn._keras import backend as _backend
 
 PACKAGE = pathlib.Path(pytest_rnn.__file__).parent
-ASSERTION_MODULES = ("_stateful.py", "_seq2seq.py", "_causal.py", "_fit.py", "strategies")
+FAMILIES = ("_stateful", "_seq2seq", "_causal", "_fit")
 BACKEND_LIBRARIES = {"tensorflow", "jax", "jaxlib", "torch"}
+STDLIB = set(sys.stdlib_module_names)
+
+
+def _files(name: str) -> list[pathlib.Path]:
+    """The source files of package member ``name`` (a module or a folder of modules)."""
+    folder = PACKAGE / name
+    files = sorted(folder.rglob("*.py")) if folder.is_dir() else [PACKAGE / f"{name}.py"]
+    assert files and all(f.exists() for f in files), name
+    return files
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: pathlib.Path) -> list[str]:
+    """Every module ``path`` imports, relative imports resolved, type-checking-only ones left out."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):  # imports only type checkers see are no arrows
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
+            found += [base] + [f"{base}.{a.name}" for a in node.names]
+    return found
 
 
 def _backend_uses(source: str) -> list[str]:
@@ -47,13 +84,64 @@ def _backend_uses(source: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", ASSERTION_MODULES)
-def test_assertion_modules_hold_no_backend_code(module: str) -> None:
-    path = PACKAGE / module
-    files = sorted(path.glob("*.py")) if path.is_dir() else [path]
-    assert files
-    for file in files:
+def _family_breaches(path: pathlib.Path, family: str) -> list[str]:
+    """What a family file may not do: Keras, a backend, keras.src, another family, adapter internals."""
+    source = path.read_text()
+    bad = _backend_uses(source)
+    for name in _imports(path):
+        root = name.split(".")[0]
+        if root == "keras":
+            bad.append(f"imports {name}")
+        elif name.startswith("pytest_rnn._keras.") and name.split(".")[2] in _KERAS_MODULES:
+            bad.append(f"imports the adapter's module {name}, not its face")
+        elif root == "pytest_rnn" and any(
+            name == f"pytest_rnn.{other}" or name.startswith(f"pytest_rnn.{other}.")
+            for other in FAMILIES
+            if other != family
+        ):
+            bad.append(f"imports another family: {name}")
+    if "keras_module(" in source:
+        bad.append("calls keras_module()")
+    return bad
+
+
+_KERAS_MODULES = {p.stem for p in (PACKAGE / "_keras").glob("*.py")} - {"__init__"}
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, "strategies"])
+def test_assertion_modules_hold_no_backend_code(family: str) -> None:
+    for file in _files(family):
         assert _backend_uses(file.read_text()) == [], file.name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_families_use_only_the_adapter_face_and_no_other_family(family: str) -> None:
+    for file in _files(family):
+        assert _family_breaches(file, family) == [], file.name
+
+
+def test_core_imports_only_stdlib_numpy_and_config() -> None:
+    allowed_roots = STDLIB | {"numpy", "__future__"}
+    for file in _files("_core"):
+        bad = [
+            name
+            for name in _imports(file)
+            if name.split(".")[0] not in allowed_roots
+            and name != "pytest_rnn"  # the package itself: `from pytest_rnn import _config`
+            and not name.startswith(("pytest_rnn._core", "pytest_rnn._config"))
+        ]
+        assert bad == [], file.name
+
+
+def test_adapter_ground_floor_imports_nothing_of_the_adapter() -> None:
+    names = _imports(PACKAGE / "_keras" / "layers.py")
+    assert [n for n in names if n.startswith("pytest_rnn._keras")] == []
+
+
+def test_report_imports_no_family() -> None:
+    for file in _files("_report"):
+        names = _imports(file)
+        assert [n for n in names if n.split(".")[:2][-1] in FAMILIES] == [], file.name
 
 
 def test_the_source_check_sees_backend_code() -> None:
@@ -63,6 +151,34 @@ def test_the_source_check_sees_backend_code() -> None:
     )
     assert len(_backend_uses(source)) == 6  # keras.backend and .backend() both count
     assert _backend_uses("import numpy\nx = 'tensorflow is slow'\n") == []
+
+
+def test_the_layout_checks_see_each_breach(tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "pytest_rnn" / "_stateful"
+    folder.mkdir(parents=True)
+    file = folder / "run.py"
+    file.write_text(
+        "import keras\nfrom keras.src.backend import x\nfrom pytest_rnn._keras.twins import clone\n"
+        "from pytest_rnn import _causal\nfrom .._fit import check\nK.keras_module()\n"
+        "from pytest_rnn import _keras as K\nfrom . import check\n"
+    )
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path / "pytest_rnn"
+    try:
+        bad = _family_breaches(file, "_stateful")
+    finally:
+        PACKAGE = saved
+    assert bad == [
+        "imports keras",
+        "imports keras.src.backend",
+        "imports keras.src.backend.x",
+        "imports the adapter's module pytest_rnn._keras.twins, not its face",
+        "imports the adapter's module pytest_rnn._keras.twins.clone, not its face",
+        "imports another family: pytest_rnn._causal",
+        "imports another family: pytest_rnn._fit",
+        "imports another family: pytest_rnn._fit.check",
+        "calls keras_module()",
+    ]
 
 
 @pytest.mark.backends
@@ -123,7 +239,7 @@ def test_seed_guard_restores_the_backend_random_state() -> None:
 
 def _stateful_pair() -> tuple[keras.Model, keras.Model]:
     model = keras.Sequential(
-        [keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True), keras.layers.Dense(2)]
+        [keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True, name="gru"), keras.layers.Dense(2)]
     )
     return model, K.stateful_twin(model, batch_size=2)
 
@@ -229,5 +345,17 @@ def test_strategies_drive_the_streaming_assertion(
 
 
 @pytest.mark.backends
+@pytest.mark.backends
+def test_to_numpy_reads_variables_and_tensors_without_warnings() -> None:
+    variable = keras.Variable(np.arange(6.0).reshape(2, 3), dtype="float32")
+    tensor = keras.ops.convert_to_tensor(np.ones((2, 2), "float32"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns on numpy's __array__(copy=) path
+        got = [K.to_numpy(variable), K.to_numpy(tensor)]
+    np.testing.assert_array_equal(got[0], np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(got[1], np.ones((2, 2)))
+    assert all(isinstance(a, np.ndarray) for a in got)
+
+
 def test_backend_name_is_the_keras_backend() -> None:
     assert _backend.name() == keras.backend.backend()

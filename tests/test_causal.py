@@ -10,9 +10,20 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from models import (
+    RANDOM_STATE,
+    changed,
+    cumsum_labels,
+    global_state_snapshot,
+    labels_from_last_step,
+    labels_per_step,
+    seq,
+    time_distributed,
+    windows,
+    windows_off_by_one,
+)
 
 from pytest_rnn import RNNAssertionError
-from pytest_rnn import _causal as C
 from pytest_rnn._causal import (
     DependenceMap,
     assert_labels_causal,
@@ -20,9 +31,11 @@ from pytest_rnn._causal import (
     assert_windows_causal,
     dependence_map,
 )
+from pytest_rnn._causal import model as C
+from pytest_rnn._core.compare import Tolerance
+from pytest_rnn._core.validate import Batch
 
 FEATURES = 20  # small seed 001: 0/1 features, label "sum > 10"
-THRESHOLD = 10
 
 
 # --------------------------------------------------------------------------- data and models
@@ -31,49 +44,6 @@ THRESHOLD = 10
 def binary_x(samples: int = 32, steps: int = 2, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 2, size=(samples, steps, FEATURES)).astype("float32") - 0.5
-
-
-def labels_from_last_step(x: np.ndarray) -> np.ndarray:
-    """Seed 001's loop: y[i, :, :] is overwritten at every step, so the last step wins."""
-    y = np.zeros((x.shape[0], x.shape[1], 2))
-    for i in range(x.shape[0]):
-        for t in range(x.shape[1]):
-            if np.sum(x[i, t] + 0.5) > THRESHOLD:
-                y[i, :, :] = [0, 1]
-            else:
-                y[i, :, :] = [1, 0]
-    return y
-
-
-def labels_per_step(x: np.ndarray) -> np.ndarray:
-    """The fix: the label of step t from step t alone."""
-    up = (x + 0.5).sum(axis=-1) > THRESHOLD
-    return np.stack([~up, up], axis=-1).astype("float32")
-
-
-def cumsum_labels(x: np.ndarray) -> np.ndarray:
-    return np.cumsum(x, axis=1)
-
-
-def seq(*body: Any, features: int = 3, steps: int | None = None, name: str = "m") -> keras.Model:
-    return keras.Sequential([keras.Input((steps, features)), *body], name=name)
-
-
-def time_distributed(features: int = FEATURES) -> keras.Model:
-    """Seed 001's model, small."""
-    return seq(
-        layers.TimeDistributed(layers.Dense(4)),
-        layers.TimeDistributed(layers.Dense(2)),
-        layers.Activation("softmax"),
-        features=features,
-        name="td",
-    )
-
-
-def global_rng() -> tuple[Any, bytes]:
-    """Python's and numpy's global random states, comparable with ==."""
-    state: Any = np.random.get_state()
-    return random.getstate(), state[1].tobytes()
 
 
 @pytest.fixture
@@ -262,11 +232,11 @@ def test_dependence_map_counts_and_grid(x: np.ndarray) -> None:
 def test_dependence_map_is_deterministic_and_leaves_global_rng(x: np.ndarray) -> None:
     random.seed(3)
     np.random.seed(3)
-    before = global_rng()
+    before = global_state_snapshot(RANDOM_STATE)
     a = dependence_map(labels_from_last_step, binary_x(steps=3), trials=3, seed=5)
     b = dependence_map(labels_from_last_step, binary_x(steps=3), trials=3, seed=5)
     assert (a.counts == b.counts).all()
-    assert global_rng() == before
+    assert not changed(before, global_state_snapshot(RANDOM_STATE))
 
 
 def test_dependence_map_str_is_capped(rng: np.random.Generator) -> None:
@@ -412,7 +382,7 @@ def test_stateful_model_is_measured_on_a_copy_and_left_alone(
     states = _states(model)
     random.seed(1)
     np.random.seed(1)
-    before = global_rng()
+    before = global_state_snapshot(RANDOM_STATE)
     if go_backwards:
         with pytest.raises(RNNAssertionError, match="go_backwards"):
             assert_model_causal(model, x)
@@ -423,7 +393,7 @@ def test_stateful_model_is_measured_on_a_copy_and_left_alone(
         np.testing.assert_array_equal(a, b)
     for a, b in zip(_states(model), states):
         np.testing.assert_array_equal(a, b)
-    assert global_rng() == before
+    assert not changed(before, global_state_snapshot(RANDOM_STATE))
 
 
 @pytest.mark.backends
@@ -432,14 +402,14 @@ def test_weights_and_global_rng_unchanged_on_failure(x: np.ndarray) -> None:
     weights = [w.copy() for w in model.get_weights()]
     random.seed(2)
     np.random.seed(2)
-    before = global_rng()
+    before = global_state_snapshot(RANDOM_STATE)
     with pytest.raises(RNNAssertionError):
         assert_model_causal(model, x)
     with pytest.raises(RNNAssertionError):
         assert_labels_causal(lambda x: np.roll(x, -1, 1), x, model=model)
     for a, b in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(a, b)
-    assert global_rng() == before
+    assert not changed(before, global_state_snapshot(RANDOM_STATE))
 
 
 def test_multi_input_model_dict(rng: np.random.Generator) -> None:
@@ -526,10 +496,10 @@ def test_model_message_builder_on_arrays() -> None:
     msg = C._model_message(
         seq(layers.Dense(1)),
         4,
-        C._Batch(None, [np.zeros((2, 4, 1))], 2, 4),
+        Batch(None, [np.zeros((2, 4, 1))], [""], 2, 4),
         1,
         C._Leak(leak, change),
-        C._compare.Tolerance(1e-6, 1e-5),
+        Tolerance(1e-6, 1e-5),
         ["  first layer whose output leaks: 'x' (X): why"],
         [],
     )
@@ -539,13 +509,6 @@ def test_model_message_builder_on_arrays() -> None:
 
 
 # --------------------------------------------------------------------------- windows
-
-
-def windows(series: np.ndarray, window: int = 5, offset: int = 0, horizon: int = 1) -> Any:
-    n = len(series) - window - max(offset, 0) - horizon + 1
-    xs = np.stack([series[i : i + window] for i in range(n)])
-    ys = np.stack([series[i + window + offset : i + window + offset + horizon] for i in range(n)])
-    return xs, ys
 
 
 @pytest.fixture
@@ -560,12 +523,8 @@ def test_correct_windows_pass(series: np.ndarray) -> None:
 
 
 def test_off_by_one_window_is_caught(series: np.ndarray) -> None:
-    def off_by_one(s: np.ndarray) -> Any:
-        xs, _ = windows(s)
-        return xs, s[4 : 4 + len(xs)]  # the last input step
-
-    with pytest.raises(RNNAssertionError) as info:
-        assert_windows_causal(off_by_one, series, trials=2)
+    with pytest.raises(RNNAssertionError) as info:  # targets: the last input step
+        assert_windows_causal(windows_off_by_one, series, trials=2)
     msg = str(info.value)
     assert "25/25 windows" in msg
     assert "window 0: inputs read positions 0-4; target reads position 4, the last input" in msg

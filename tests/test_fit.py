@@ -6,6 +6,7 @@ three models, so the data stay small.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,19 +14,19 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from models import changed, global_state_snapshot, regressor, seed002_model
 
 import pytest_rnn
 from pytest_rnn._core.compare import Tolerance
 from pytest_rnn._errors import RNNAssertionError
-from pytest_rnn._fit import (
+from pytest_rnn._fit import assert_fit_equivalent, assert_training_reproducible
+from pytest_rnn._fit.causes import _fit_causes
+from pytest_rnn._fit.diff import (
     _compare_history,
     _compare_vars,
-    _fit_causes,
     _format_losses,
     _format_vars,
     _Var,
-    assert_fit_equivalent,
-    assert_training_reproducible,
 )
 
 T, F, N, BATCH = 4, 2, 32, 8
@@ -38,32 +39,12 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return x, x.sum(axis=(1, 2))[:, None].astype("float32")
 
 
-def make_stateless(optimizer: Any = "adam") -> keras.Model:
-    model = keras.Sequential(
-        [
-            keras.Input((T, F)),
-            keras.layers.LSTM(4, name="lstm"),
-            keras.layers.Dense(1, name="dense"),
-        ],
-        name="plain",
-    )
-    model.compile(optimizer=optimizer, loss="mse")
-    return model
-
-
-def make_stateful() -> keras.Model:
-    """Seed 002's shape, small: two stacked stateful LSTMs with a static batch."""
-    model = keras.Sequential(
-        [
-            keras.Input(batch_shape=(BATCH, T, F)),
-            keras.layers.LSTM(4, return_sequences=True, stateful=True, name="lstm"),
-            keras.layers.LSTM(4, stateful=True, name="lstm_1"),
-            keras.layers.Dense(1, name="dense"),
-        ],
-        name="stateful",
-    )
-    model.compile(optimizer="adadelta", loss="mse")
-    return model
+#: Model 'plain': LSTM 'lstm' -> Dense 'dense', compiled (adam unless ``optimizer=`` says).
+make_stateless = functools.partial(
+    regressor, T, F, optimizer="adam", layer_names=True, name="plain"
+)
+#: Seed 002's shape, small: two stacked stateful LSTMs with a static batch.
+make_stateful = functools.partial(seed002_model, batch=BATCH, steps=T, features=F)
 
 
 def make_dropout() -> keras.Model:
@@ -87,45 +68,11 @@ STATEFUL_KW = {"batch_size": BATCH, "shuffle": False}
 
 @pytest.fixture
 def global_state() -> Iterator[Callable[[], None]]:
-    """A check that every global the assertions touch is as it was (on the backend in use)."""
-    from keras.src.backend.common import global_state as keras_globals
+    """A check that every global the assertions touch is as it was (on the backend in use).
 
+    The globals are all of ``global_state_snapshot``, Keras's name counters included.
+    """
     backend = keras.backend.backend()
-
-    def snapshot() -> dict[str, Any]:
-        uids = keras_globals.get_global_attribute("object_name_uids")
-        state = {
-            "python": random.getstate(),
-            "numpy": np.random.get_state()[1].tobytes(),
-            "keras_seed": keras_globals.get_global_attribute("global_random_seed"),
-            "keras_generator": keras_globals.get_global_attribute("global_seed_generator"),
-            "names": dict(uids) if uids is not None else None,
-            "floatx": keras.config.floatx(),
-            "default_rng": np.random.default_rng,
-        }
-        if backend == "tensorflow":
-            import tensorflow as tf
-            from tensorflow.python.eager import context
-            from tensorflow.python.framework import config as tf_config
-
-            state["tf_seed"] = context.global_seed()
-            state["tf_op_seeds"] = (
-                context.context()._rng.getstate() if hasattr(context.context(), "_rng") else None
-            )
-            state["determinism"] = tf_config.is_op_determinism_enabled()
-            state["tf32"] = tf.config.experimental.tensor_float_32_execution_enabled()
-        elif backend == "torch":
-            import torch
-
-            state["torch_rng"] = torch.get_rng_state().numpy().tobytes()
-            state["determinism"] = torch.are_deterministic_algorithms_enabled()
-            state["tf32"] = torch.backends.cuda.matmul.allow_tf32
-        else:
-            import jax
-
-            state["precision"] = jax.config.jax_default_matmul_precision
-        return state
-
     random.seed(123)
     np.random.seed(456)
     if backend == "tensorflow":
@@ -136,12 +83,11 @@ def global_state() -> Iterator[Callable[[], None]]:
         import torch
 
         torch.manual_seed(789)
-    before = snapshot()
+    before = global_state_snapshot()
 
     def check() -> None:
-        after = snapshot()
-        for key, value in before.items():
-            assert after[key] == value, f"{key} changed"
+        found = changed(before, global_state_snapshot())
+        assert not found, f"{found} changed"
 
     yield check
 
@@ -179,7 +125,7 @@ def test_a_step_based_learning_rate_schedule_passes(data: tuple[np.ndarray, np.n
 
     def make() -> keras.Model:
         schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=4, decay_rate=0.5)
-        return make_stateless(keras.optimizers.SGD(schedule))
+        return make_stateless(optimizer=keras.optimizers.SGD(schedule))
 
     assert_fit_equivalent(make, *data, epochs=3, fit_kwargs={"batch_size": BATCH})
 
@@ -212,7 +158,7 @@ def test_epoch_indexed_learning_rate_scheduler_is_caught(
     scheduler = keras.callbacks.LearningRateScheduler(_lr_schedule)
     with pytest.raises(RNNAssertionError) as info:
         assert_fit_equivalent(
-            lambda: make_stateless("sgd"),
+            lambda: make_stateless(optimizer="sgd"),
             *data,
             epochs=3,
             fit_kwargs={"batch_size": BATCH, "callbacks": [scheduler], "shuffle": False},
@@ -267,7 +213,7 @@ def test_every_epoch_dependent_callback_is_named(data: tuple[np.ndarray, np.ndar
     callbacks = [_EpochDecay(), plateau, counter, pytest_rnn.ResetStatesCallback()]
     with pytest.raises(RNNAssertionError) as info:
         assert_fit_equivalent(
-            lambda: make_stateless("sgd"),
+            lambda: make_stateless(optimizer="sgd"),
             *data,
             epochs=3,
             fit_kwargs={"batch_size": BATCH, "callbacks": callbacks, "shuffle": False},
@@ -342,10 +288,7 @@ def test_unseeded_numpy_in_make_model_is_caught(data: tuple[np.ndarray, np.ndarr
 
 
 def _train_seeded(x: np.ndarray, y: np.ndarray, *, seed: int | None = 0) -> keras.Model:
-    model = keras.Sequential(
-        [keras.Input((T, F)), keras.layers.GRU(4, name="gru"), keras.layers.Dense(1, name="dense")]
-    )
-    model.compile(optimizer="adam", loss="mse")
+    model = regressor(T, F, rnn=keras.layers.GRU, optimizer="adam", layer_names=True)
     order = np.random.default_rng(seed).permutation(len(x))
     model.fit(x[order], y[order], epochs=2, batch_size=BATCH, verbose=0)
     return model
@@ -622,4 +565,55 @@ def test_a_user_test_file_passes_and_fails_with_the_report(pytester: pytest.Pyte
             "*(LearningRateScheduler) is called with the epoch index*initial_epoch=i*",
         ]
     )
-    assert "_fit.py" not in result.stdout.str()  # __tracebackhide__: the user's line, not ours
+    assert "pytest_rnn/_fit/" not in result.stdout.str()  # __tracebackhide__: the user's line, not ours
+
+
+# --------------------------------------------------------------------------- the session seed
+
+
+@pytest.fixture
+def rnn_seed_3() -> Iterator[int]:
+    """``--rnn-seed 3`` for one test: the session setting, put back after."""
+    from pytest_rnn import _config
+
+    saved = _config.settings.seed
+    _config.settings.seed = 3
+    try:
+        yield 3
+    finally:
+        _config.settings.seed = saved
+
+
+def _first_draw(seed: int) -> float:
+    """numpy's first global draw after ``keras.utils.set_random_seed(seed)``."""
+    return float(np.random.RandomState(seed).random_sample())
+
+
+def test_training_reproducible_without_seed_takes_the_session_seed(
+    data: tuple[np.ndarray, np.ndarray], rnn_seed_3: int
+) -> None:
+    draws: list[float] = []
+
+    def train() -> keras.Model:
+        draws.append(float(np.random.random()))
+        return _train_seeded(*data)
+
+    assert_training_reproducible(train)
+    assert draws == [_first_draw(rnn_seed_3)] * 2
+    draws.clear()
+    assert_training_reproducible(train, seed=0)  # an explicit seed wins over the session's
+    assert draws == [_first_draw(0)] * 2
+
+
+def test_fit_equivalent_without_seed_takes_the_session_seed(
+    data: tuple[np.ndarray, np.ndarray], rnn_seed_3: int
+) -> None:
+    draws: list[float] = []
+
+    def make() -> keras.Model:
+        draws.append(float(np.random.random()))
+        return make_stateless()
+
+    assert_fit_equivalent(make, *data, epochs=1, fit_kwargs={"batch_size": BATCH})
+    assert draws and set(draws) == {_first_draw(rnn_seed_3)}
+

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from keras import layers as L
+from models import build_net, cumsum_labels, pair, regressor, rnn_seq, seq, windows
 
 import pytest_rnn
 from pytest_rnn import strategies
@@ -60,14 +61,12 @@ class Zoo:
 
     @functools.cached_property
     def seq(self) -> keras.Model:
-        return keras.Sequential(
-            [keras.Input((None, F)), L.LSTM(4, return_sequences=True), L.Dense(2)], name="seq"
-        )
+        return rnn_seq(name="seq")
 
     @functools.cached_property
     def last(self) -> keras.Model:
         """Returns its last step only: no per-step output to check for causality."""
-        return keras.Sequential([keras.Input((None, F)), L.LSTM(4)], name="last")
+        return seq(L.LSTM(4), features=F, name="last")
 
     @functools.cached_property
     def two_inputs(self) -> keras.Model:
@@ -77,28 +76,17 @@ class Zoo:
 
     @functools.cached_property
     def stateful(self) -> keras.Model:
-        return keras.Sequential(
-            [keras.Input(batch_shape=(B, None, F)), L.LSTM(4, stateful=True)], name="stateful"
-        )
+        return seq(L.LSTM(4, stateful=True), features=F, batch=B, name="stateful")
 
     @functools.cached_property
     def stateful_3(self) -> keras.Model:
         """A streaming copy for batch 3: neither 1 nor x's batch."""
-        return keras.Sequential(
-            [keras.Input(batch_shape=(3, None, F)), L.LSTM(4, stateful=True)], name="stateful_3"
-        )
+        return seq(L.LSTM(4, stateful=True), features=F, batch=3, name="stateful_3")
 
     @functools.cached_property
     def one_step(self) -> keras.Model:
         """A streaming copy that takes chunks of exactly 1 step."""
-        return keras.Sequential(
-            [
-                keras.Input(batch_shape=(B, 1, F)),
-                L.LSTM(4, stateful=True, return_sequences=True),
-                L.Dense(2),
-            ],
-            name="one_step",
-        )
+        return rnn_seq(stateful=True, batch=B, steps=1, name="one_step")
 
     @functools.cached_property
     def subclassed(self) -> keras.Model:
@@ -109,17 +97,11 @@ class Zoo:
     @functools.cached_property
     def s2s(self) -> tuple[keras.Model, tuple[keras.Model, keras.Model]]:
         """``(train_model, (encoder_model, decoder_step_model))``, the Keras tutorial form."""
-        enc_in, dec_in = keras.Input((None, F)), keras.Input((DEC_STEPS, DEC_F))
-        _, h, c = L.LSTM(LATENT, return_state=True)(enc_in)
-        decoder = L.LSTM(LATENT, return_sequences=True, return_state=True)
-        dense = L.Dense(DEC_F)
-        seq, _, _ = decoder(dec_in, initial_state=[h, c])
-        train = keras.Model([enc_in, dec_in], dense(seq), name="train")
-        encoder = keras.Model(enc_in, [h, c], name="encoder")
-        y_prev, h_in, c_in = keras.Input((1, DEC_F)), keras.Input((LATENT,)), keras.Input((LATENT,))
-        out, h2, c2 = decoder(y_prev, initial_state=[h_in, c_in])
-        step = keras.Model([y_prev, h_in, c_in], [dense(out), h2, c2], name="step")
-        return train, (encoder, step)
+        net = build_net(
+            latent=LATENT, enc_features=F, dec_steps=DEC_STEPS, features=DEC_F, name="train",
+            input_names=False, layer_names=False,
+        )  # fmt: skip
+        return net.train, pair(net, names=("encoder", "step"))
 
     @property
     def train(self) -> keras.Model:
@@ -130,20 +112,14 @@ class Zoo:
         return self.s2s[1]
 
     def make_model(self) -> keras.Model:
-        model = keras.Sequential([keras.Input((T, F)), L.LSTM(4), L.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
-        return model
+        return regressor(T, F, optimizer="sgd")
 
     def uncompiled(self) -> keras.Model:
-        return keras.Sequential([keras.Input((T, F)), L.LSTM(4), L.Dense(1)])
+        return regressor(T, F)
 
 
-def cumulative(x: np.ndarray) -> np.ndarray:
-    return np.cumsum(x, axis=1)
-
-
-def windows(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.stack([s[i : i + 3] for i in range(len(s) - 3)]), s[3:]
+#: The make_windows the rows pass: correct windows of 3 over the zoo's series.
+windows_of_3 = functools.partial(windows, window=3)
 
 
 # =========================================================================== the table
@@ -229,11 +205,11 @@ def _model_causal(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
 
 
 def _labels(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
-    pytest_rnn.assert_labels_causal(cumulative, z.x if x is GOOD else x, **kw)
+    pytest_rnn.assert_labels_causal(cumsum_labels, z.x if x is GOOD else x, **kw)
 
 
 def _labels_with_model(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
-    pytest_rnn.assert_labels_causal(cumulative, z.x if x is GOOD else x, model=z.seq, **kw)
+    pytest_rnn.assert_labels_causal(cumsum_labels, z.x if x is GOOD else x, model=z.seq, **kw)
 
 
 def _map(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
@@ -241,7 +217,7 @@ def _map(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
 
 
 def _windows(z: Zoo, series: Any = GOOD, **kw: Any) -> None:
-    pytest_rnn.assert_windows_causal(windows, z.series if series is GOOD else series, **kw)
+    pytest_rnn.assert_windows_causal(windows_of_3, z.series if series is GOOD else series, **kw)
 
 
 def _inference(z: Zoo, **kw: Any) -> None:
@@ -292,7 +268,7 @@ def _same_model(z: Zoo) -> Callable[[], keras.Model]:
 NOT_A_MODEL = {
     "array": lambda z: z.x,
     "none": lambda z: None,
-    "function": lambda z: cumulative,
+    "function": lambda z: cumsum_labels,
 }
 
 ROWS: list[Row] = [
@@ -395,7 +371,7 @@ ROWS: list[Row] = [
     *_tolerance_rows("teacher_forcing_gap", _gap),
     # ---------------------------------------------------------------- assert_labels_causal
     *rows("assert_labels_causal", "make_labels", {
-        "make_labels-array": lambda z: pytest_rnn.assert_labels_causal(cumulative(z.x), z.x),
+        "make_labels-array": lambda z: pytest_rnn.assert_labels_causal(cumsum_labels(z.x), z.x),
         "make_labels-model": lambda z: pytest_rnn.assert_labels_causal(z.seq, z.x),
         "make_labels-none": lambda z: pytest_rnn.assert_labels_causal(None, z.x),
         "make_labels-one-label-per-sequence": lambda z: pytest_rnn.assert_labels_causal(
@@ -408,13 +384,13 @@ ROWS: list[Row] = [
     *_x_rows("assert_labels_causal", _labels, model=False),
     *(Row(r.fn, f"{r.label}-for-model", r.call, r.names)
       for r in _x_rows("assert_labels_causal", _labels_with_model)[-3:]),
-    Row("assert_labels_causal", "x-function", lambda z: _labels(z, cumulative), r"\bx\b"),
+    Row("assert_labels_causal", "x-function", lambda z: _labels(z, cumsum_labels), r"\bx\b"),
     Row("assert_labels_causal", "x-constant", lambda z: _labels(z, np.ones((B, T, F))), r"\bx\b"),
     Row("assert_labels_causal", "x-list-batch-mismatch", lambda z: _labels(z, [z.x, z.x[:1]]),
         r"\bx\b"),
     Row("assert_labels_causal", "model-array", lambda z: _labels(z, model=z.x), r"\bmodel\b"),
     Row("assert_labels_causal", "model-function",
-        lambda z: _labels(z, model=cumulative), r"\bmodel\b"),
+        lambda z: _labels(z, model=cumsum_labels), r"\bmodel\b"),
     Row("assert_labels_causal", "model-last-step-only",
         lambda z: _labels(z, model=z.last), r"\bmodel\b"),
     *_count_rows("assert_labels_causal", "horizon", 0, _labels),
@@ -442,13 +418,13 @@ ROWS: list[Row] = [
         "make_windows-returns-one-array": lambda z: pytest_rnn.assert_windows_causal(
             lambda s: s[:, None], z.series),
         "make_windows-returns-three": lambda z: pytest_rnn.assert_windows_causal(
-            lambda s: (*windows(s), s), z.series),
+            lambda s: (*windows_of_3(s), s), z.series),
         "make_windows-no-windows": lambda z: pytest_rnn.assert_windows_causal(
             lambda s: (s[:0, None], s[:0]), z.series),
     }),
     *rows("assert_windows_causal", "series", {
         "series-scalar": lambda z: _windows(z, np.float64(1.0)),
-        "series-function": lambda z: _windows(z, windows),
+        "series-function": lambda z: _windows(z, windows_of_3),
         "series-dict": lambda z: _windows(z, {"s": z.series}),
         "series-one-position": lambda z: _windows(z, z.series[:1]),
         "series-constant": lambda z: _windows(z, np.ones(12)),

@@ -38,6 +38,10 @@ from pytest_rnn._errors import (
     StepComparison,
     StepPicture,
 )
+from pytest_rnn._report import pictures
+from pytest_rnn._report import records as records_module
+from pytest_rnn._report.dependence import _outline
+from pytest_rnn._report.steps import _step_view
 from pytest_rnn._seq2seq import TeacherForcingGap
 
 pytest_plugins = ["pytester"]
@@ -189,7 +193,7 @@ def test_render_refuses_what_is_not_a_payload() -> None:
 
 
 def test_step_view_finds_the_worst_element_and_the_per_step_greatest_difference() -> None:
-    view = _report._step_view(PAYLOADS["stateful"].comparisons[0])
+    view = _step_view(PAYLOADS["stateful"].comparisons[0])
     assert (view.sample, view.feature) == (1, (1,))
     np.testing.assert_allclose(view.diff[:5], 0.0)
     np.testing.assert_allclose(view.diff[5], 0.3, rtol=1e-6)
@@ -204,7 +208,7 @@ def test_step_view_leaves_masked_steps_out_and_maps_chunk_ends_to_steps() -> Non
     comparison = StepComparison(
         "", "a", "e", STREAMED[:, [4, 5, 11]], FULL[:, [4, 5, 11]], 1e-6, 1e-5, [4, 5, 11], valid
     )
-    view = _report._step_view(comparison)
+    view = _step_view(comparison)
     assert not view.bad.any()
     np.testing.assert_array_equal(view.x, [4, 5, 11])
 
@@ -214,7 +218,7 @@ def test_step_view_marks_what_the_message_calls_a_mismatch() -> None:
     # inf or NaN and a plain difference do not.
     actual = np.array([[[np.inf], [np.nan], [1.0], [np.inf], [2.0]]])
     expected = np.array([[[np.inf], [np.nan], [1.0], [1.0], [1.5]]])
-    view = _report._step_view(StepComparison("", "a", "e", actual, expected, 1e-6, 1e-5))
+    view = _step_view(StepComparison("", "a", "e", actual, expected, 1e-6, 1e-5))
     assert view.bad.tolist() == [False, False, False, True, True]
     tolerance = Tolerance(1e-6, 1e-5)
     steps_compare_flags = [
@@ -224,9 +228,9 @@ def test_step_view_marks_what_the_message_calls_a_mismatch() -> None:
 
 
 def test_outline_surrounds_the_region() -> None:
-    square = _report._outline(np.ones((2, 2), dtype=bool))
+    square = _outline(np.ones((2, 2), dtype=bool))
     assert len(square) == 8  # two unit edges per side
-    diagonal = _report._outline(np.eye(3, dtype=bool))
+    diagonal = _outline(np.eye(3, dtype=bool))
     assert len(diagonal) == 12  # every cell stands alone
 
 
@@ -313,7 +317,7 @@ def test_each_raise_writes_its_own_picture(report_dir: Path) -> None:
 
 
 def test_pictures_per_test_are_capped(report_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_report, "MAX_PICTURES", 1)
+    monkeypatch.setattr(records_module, "MAX_PICTURES", 1)
     with pytest.raises(RNNAssertionError):
         fails_with(labels_payload(2))
     with pytest.raises(RNNAssertionError, match=r"picture: not written \(1 already written"):
@@ -355,7 +359,7 @@ def test_a_broken_renderer_never_hides_the_failure(
     def broken(picture: object) -> None:
         raise ValueError("cannot draw")
 
-    monkeypatch.setattr(_report, "render", broken)
+    monkeypatch.setattr(pictures, "render", broken)
     with pytest.raises(
         RNNAssertionError,
         match=r"Something differs(.|\n)*picture: not written \(ValueError: cannot draw\)",

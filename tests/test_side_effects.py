@@ -19,19 +19,34 @@ from __future__ import annotations
 import functools
 import gc
 import random
-import sys
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import hypothesis
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers as L
 from keras.src.backend.common import global_state
+from models import (
+    NAME_COUNTERS,
+    Net,
+    build_net,
+    changed,
+    cumsum_labels,
+    global_state_snapshot,
+    labels_from_last_step,
+    numpy_value,
+    pair,
+    regressor,
+    rnn_seq,
+    seq,
+    step_model,
+    windows,
+    windows_off_by_one,
+)
 from tensorflow.python.eager import context as tf_context
 from tensorflow.python.framework import config as tf_config
 
@@ -46,10 +61,6 @@ DEC_STEPS, DEC_F, LATENT = 4, 2, 4
 # =========================================================================== the snapshot
 
 
-def _value(v: Any) -> np.ndarray:
-    return np.array(v.numpy() if hasattr(v, "numpy") else v)
-
-
 def model_state(model: Any, *, with_states: bool = True) -> dict[str, Any]:
     """Everything of ``model`` a user owns, keyed by what it is."""
     name = f"model {model.name!r}"
@@ -61,7 +72,7 @@ def model_state(model: Any, *, with_states: bool = True) -> dict[str, Any]:
         ),
     }
     for v in model.variables:
-        snap[f"{name} variable {v.path}"] = _value(v)
+        snap[f"{name} variable {v.path}"] = numpy_value(v)
     for path, layer in _keras.iter_layers(model):
         snap[f"{name} layer {path} trainable/stateful"] = (
             layer.trainable,
@@ -71,7 +82,7 @@ def model_state(model: Any, *, with_states: bool = True) -> dict[str, Any]:
         for path, layer in _keras.rnn_layers(model):
             if layer.stateful and layer.states is not None:
                 for i, s in enumerate(layer.states):
-                    snap[f"{name} RNN state {path}[{i}]"] = _value(s)
+                    snap[f"{name} RNN state {path}[{i}]"] = numpy_value(s)
     optimizer = getattr(model, "optimizer", None)
     snap[f"{name} compile state"] = (
         model.compiled,
@@ -81,89 +92,24 @@ def model_state(model: Any, *, with_states: bool = True) -> dict[str, Any]:
         id(getattr(model, "predict_function", None)),
     )
     for v in getattr(optimizer, "variables", None) or []:
-        snap[f"{name} optimizer variable {v.path}"] = _value(v)
-    return snap
-
-
-def global_state_snapshot() -> dict[str, Any]:
-    """Process-wide state a user owns: random streams, precision and dtype settings."""
-    ctx = tf_context.context()
-    rng = getattr(ctx, "_rng", None)
-    keras_gen = global_state.get_global_attribute("global_seed_generator")
-    snap: dict[str, Any] = {
-        "python random state": random.getstate(),
-        "numpy global random state": np.random.get_state(legacy=False),
-        "np.random.default_rng is numpy's own": np.random.default_rng,
-        "keras floatx": keras.config.floatx(),
-        "keras dtype policy": keras.config.dtype_policy().name,
-        "keras image data format": keras.config.image_data_format(),
-        "keras epsilon": keras.config.epsilon(),
-        "keras global random seed": global_state.get_global_attribute("global_random_seed"),
-        "keras global seed generator": (
-            None if keras_gen is None else (id(keras_gen), _value(keras_gen.state))
-        ),
-        "tensorflow TF32": tf.config.experimental.tensor_float_32_execution_enabled(),
-        "tensorflow op determinism": tf_config.is_op_determinism_enabled(),
-        "tensorflow run functions eagerly": tf.config.functions_run_eagerly(),
-        "tensorflow global seed": getattr(ctx, "_seed", None),
-        "tensorflow op-seed stream": None if rng is None else rng.getstate(),
-        "tensorflow global generator": _value(tf.random.get_global_generator().state),
-        "pytest-rnn settings": (
-            _config.settings.rtol,
-            _config.settings.atol,
-            _config.settings.seed,
-        ),
-        "hypothesis profile": hypothesis.settings.get_current_profile_name(),
-    }
-    jax = sys.modules.get("jax")
-    if jax is not None:  # pragma: no cover - jax is not installed in CI
-        snap["jax default matmul precision"] = jax.config.jax_default_matmul_precision
-    torch = sys.modules.get("torch")
-    if torch is not None:  # pragma: no cover - torch is not installed in CI
-        snap["torch TF32 flags"] = (
-            torch.backends.cuda.matmul.allow_tf32,
-            torch.backends.cudnn.allow_tf32,
-            torch.are_deterministic_algorithms_enabled(),
-        )
+        snap[f"{name} optimizer variable {v.path}"] = numpy_value(v)
     return snap
 
 
 def snapshot(models: list[Any], *, states_by_design: tuple[Any, ...] = ()) -> dict[str, Any]:
-    """Globals plus every model's state (RNN states left out where the call sets them)."""
-    snap = global_state_snapshot()
+    """Globals plus every model's state (RNN states left out where the call sets them).
+
+    The globals are all of :func:`global_state_snapshot` but Keras's layer-name
+    counters: only the fit family keeps those; the twins and probes of the other
+    families take new layer names.
+    """
+    snap = global_state_snapshot(without=[NAME_COUNTERS])
     for m in models:
         snap.update(model_state(m, with_states=not any(m is d for d in states_by_design)))
     return snap
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        a, b = np.asarray(a), np.asarray(b)
-        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a is b or a == b
-
-
-def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The keys whose value differs (or that appeared or vanished)."""
-    keys = sorted(before.keys() | after.keys())
-    return [k for k in keys if k not in before or k not in after or not _same(before[k], after[k])]
-
-
 # =========================================================================== models
-
-
-def rnn_model(
-    *, conv: bool = False, stateful: bool = False, batch: int | None = None, name: str
-) -> keras.Model:
-    layers: list[Any] = [keras.Input(batch_shape=(batch, None, F))]
-    if conv:  # reads one future step: neither streamable nor causal
-        layers.append(L.Conv1D(4, 3, padding="same", name="conv"))
-    layers += [L.LSTM(4, return_sequences=True, stateful=stateful), L.Dense(2)]
-    return keras.Sequential(layers, name=name)
 
 
 def compiled(model: keras.Model) -> keras.Model:
@@ -181,37 +127,11 @@ def dirty(model: keras.Model, x: np.ndarray) -> keras.Model:
     return model
 
 
-@dataclass(eq=False)
-class Seq2Seq:
-    train: keras.Model
-    encoder: keras.Model
-    step: keras.Model
-    broken_step: keras.Model  # hands back the states it was given: re-initialised every step
-
-
-def seq2seq() -> Seq2Seq:
-    enc_in = keras.Input((None, F), name="enc_x")
-    dec_in = keras.Input((DEC_STEPS, DEC_F), name="dec_x")
-    _, h, c = L.LSTM(LATENT, return_state=True)(enc_in)
-    decoder = L.LSTM(LATENT, return_sequences=True, return_state=True)
-    dense = L.Dense(DEC_F)
-    seq, _, _ = decoder(dec_in, initial_state=[h, c])
-    train = keras.Model([enc_in, dec_in], dense(seq), name="train")
-    encoder = keras.Model(enc_in, [h, c], name="encoder")
-    y_prev, h_in, c_in = keras.Input((1, DEC_F)), keras.Input((LATENT,)), keras.Input((LATENT,))
-    out, h2, c2 = decoder(y_prev, initial_state=[h_in, c_in])
-    step = keras.Model([y_prev, h_in, c_in], [dense(out), h2, c2], name="step")
-    kept = [L.Identity()(h_in), L.Identity()(c_in)]
-    broken = keras.Model([y_prev, h_in, c_in], [dense(out), *kept], name="broken_step")
-    return Seq2Seq(train, encoder, step, broken)
-
-
 def fit_factory(template: keras.Model, built: list[Any] | None = None) -> Callable[[], Any]:
     """``make_model`` for the fit assertions: a fresh compiled copy of ``template``'s weights."""
 
     def make_model() -> keras.Model:
-        model = keras.Sequential([keras.Input((T, F)), L.LSTM(4), L.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
+        model = regressor(T, F, optimizer="sgd")
         model.set_weights(template.get_weights())
         if built is not None:
             built.append(weakref.ref(model))
@@ -220,22 +140,8 @@ def fit_factory(template: keras.Model, built: list[Any] | None = None) -> Callab
     return make_model
 
 
-def causal_labels(x: np.ndarray) -> np.ndarray:
-    return (np.cumsum(x.sum(axis=-1), axis=1) > 0).astype("float32")[..., None]
-
-
-def last_step_labels(x: np.ndarray) -> np.ndarray:
-    """Seed 001: every step labelled from the last one."""
-    last = x[:, -1].sum(axis=-1) > 0
-    return np.repeat(last[:, None], x.shape[1], axis=1).astype("float32")[..., None]
-
-
-def windows_ok(s: np.ndarray, w: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    return np.stack([s[i : i + w] for i in range(len(s) - w)]), s[w:]
-
-
-def windows_off_by_one(s: np.ndarray, w: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    return np.stack([s[i : i + w] for i in range(len(s) - w)]), s[w - 1 : -1]
+#: Seed 001's labels on this table's x (3 features): a step is up where x sums above 0.
+last_step_labels = functools.partial(labels_from_last_step, threshold=F / 2)
 
 
 class Zoo:
@@ -253,35 +159,34 @@ class Zoo:
     @functools.cached_property
     def good(self) -> keras.Model:
         """Compiled, its optimizer built and stepped: it has variables and iterations."""
-        return compiled(rnn_model(name="good"))
+        return compiled(rnn_seq(name="good"))
 
     @functools.cached_property
     def conv(self) -> keras.Model:
-        return rnn_model(conv=True, name="conv_front")
+        return rnn_seq(conv=True, name="conv_front")
 
     @functools.cached_property
     def copy(self) -> keras.Model:
         """The user's stateful streaming copy of ``good``, states not zero."""
-        copy = rnn_model(stateful=True, batch=B, name="user_copy")
+        copy = rnn_seq(stateful=True, batch=B, name="user_copy")
         copy.set_weights(self.good.get_weights())
         return dirty(copy, self.x)
 
     @functools.cached_property
     def stale_copy(self) -> keras.Model:
         """A stateful copy whose weights are not ``good``'s, states not zero."""
-        stale = rnn_model(stateful=True, batch=B, name="stale_copy")
+        stale = rnn_seq(stateful=True, batch=B, name="stale_copy")
         rng = np.random.default_rng(1)  # not its own init: a seeded test could repeat good's
         stale.set_weights([w + rng.normal(size=w.shape) for w in self.good.get_weights()])
         return dirty(stale, self.x)
 
     def stateful(self, name: str) -> keras.Model:
         """A fresh two-layer stateful model with states that are not zeros."""
-        model = keras.Sequential(
-            [
-                keras.Input(batch_shape=(B, None, F)),
-                L.GRU(4, stateful=True, return_sequences=True),
-                L.LSTM(3, stateful=True, return_sequences=True),
-            ],
+        model = seq(
+            L.GRU(4, stateful=True, return_sequences=True),
+            L.LSTM(3, stateful=True, return_sequences=True),
+            features=F,
+            batch=B,
             name=name,
         )
         return dirty(model, self.x)
@@ -291,12 +196,26 @@ class Zoo:
         return self.stateful("streaming")
 
     @functools.cached_property
-    def s2s(self) -> Seq2Seq:
-        return seq2seq()
+    def s2s(self) -> Net:
+        """The tutorial seq2seq net: its training model is 'train'."""
+        return build_net(
+            latent=LATENT, enc_features=F, dec_steps=DEC_STEPS, features=DEC_F, name="train",
+            layer_names=False,
+        )  # fmt: skip
+
+    @functools.cached_property
+    def ok(self) -> tuple[keras.Model, keras.Model]:
+        """The tutorial pair: encoder model 'encoder', decoder step model 'step'."""
+        return pair(self.s2s, names=("encoder", "step"))
+
+    @functools.cached_property
+    def broken(self) -> tuple[keras.Model, keras.Model]:
+        """The pair whose step 'broken_step' hands back the states it was given (re-initialised)."""
+        return self.ok[0], step_model(self.s2s, "keep_states", name="broken_step")
 
     @functools.cached_property
     def template(self) -> keras.Model:
-        return keras.Sequential([keras.Input((T, F)), L.LSTM(4), L.Dense(1)], name="template")
+        return regressor(T, F, name="template")
 
 
 # =========================================================================== the table
@@ -368,31 +287,28 @@ CASES = [
     # ---------------------------------------------------------------- seed 000
     Case(
         "assert_inference_matches_training", "tutorial-pair", "pass",
-        lambda z: ([z.s2s.train, z.s2s.encoder, z.s2s.step],
+        lambda z: ([z.s2s.train, *z.ok],
                    lambda: pytest_rnn.assert_inference_matches_training(
-                       z.s2s.train, (z.s2s.encoder, z.s2s.step), z.enc, decoder_inputs=z.dec))),
+                       z.s2s.train, z.ok, z.enc, decoder_inputs=z.dec))),
     Case(
         "assert_inference_matches_training", "states-re-initialised", "fail",
-        lambda z: ([z.s2s.train, z.s2s.encoder, z.s2s.broken_step],
+        lambda z: ([z.s2s.train, *z.broken],
                    lambda: pytest_rnn.assert_inference_matches_training(
-                       z.s2s.train, (z.s2s.encoder, z.s2s.broken_step), z.enc,
-                       decoder_inputs=z.dec)),
+                       z.s2s.train, z.broken, z.enc, decoder_inputs=z.dec)),
         match="does not reproduce the training model"),
     Case(
         "teacher_forcing_gap", "tutorial-pair", "pass",
-        lambda z: ([z.s2s.train, z.s2s.encoder, z.s2s.step],
-                   lambda: pytest_rnn.teacher_forcing_gap(
-                       z.s2s.train, (z.s2s.encoder, z.s2s.step), z.enc, z.dec))),
+        lambda z: ([z.s2s.train, *z.ok],
+                   lambda: pytest_rnn.teacher_forcing_gap(z.s2s.train, z.ok, z.enc, z.dec))),
     Case(  # it does not raise: the wiring bug is in its result
         "teacher_forcing_gap", "states-re-initialised", "pass",
-        lambda z: ([z.s2s.train, z.s2s.encoder, z.s2s.broken_step],
-                   lambda: pytest_rnn.teacher_forcing_gap(
-                       z.s2s.train, (z.s2s.encoder, z.s2s.broken_step), z.enc, z.dec))),
+        lambda z: ([z.s2s.train, *z.broken],
+                   lambda: pytest_rnn.teacher_forcing_gap(z.s2s.train, z.broken, z.enc, z.dec))),
     # ---------------------------------------------------------------- seed 001
     Case(
         "assert_labels_causal", "cumulative-labels", "pass",
         lambda z: ([z.good], lambda: pytest_rnn.assert_labels_causal(
-            causal_labels, z.x, model=z.good, trials=3))),
+            cumsum_labels, z.x, model=z.good, trials=3))),
     Case(
         "assert_labels_causal", "last-step-labels", "fail",
         lambda z: ([z.good], lambda: pytest_rnn.assert_labels_causal(
@@ -407,11 +323,12 @@ CASES = [
         match="first layer whose output leaks: 'conv'"),
     Case(
         "assert_windows_causal", "windows", "pass",
-        lambda z: ([], lambda: pytest_rnn.assert_windows_causal(windows_ok, z.series, trials=3))),
+        lambda z: ([], lambda: pytest_rnn.assert_windows_causal(
+            functools.partial(windows, window=3), z.series, trials=3))),
     Case(
         "assert_windows_causal", "off-by-one", "fail",
         lambda z: ([], lambda: pytest_rnn.assert_windows_causal(
-            windows_off_by_one, z.series, trials=3)),
+            functools.partial(windows_off_by_one, window=3), z.series, trials=3)),
         match="off-by-one"),
     Case(
         "dependence_map", "stateful-model", "pass",
@@ -607,8 +524,8 @@ def _assert_freed(refs: list[weakref.ref[Any]]) -> None:
 
 
 def _streaming_family(x: np.ndarray) -> list[weakref.ref[Any]]:
-    good, conv = rnn_model(name="gc_good"), rnn_model(conv=True, name="gc_conv")
-    copy = rnn_model(stateful=True, batch=B, name="gc_copy")
+    good, conv = rnn_seq(name="gc_good"), rnn_seq(conv=True, name="gc_conv")
+    copy = rnn_seq(stateful=True, batch=B, name="gc_copy")
     copy.set_weights(good.get_weights())
     _run(lambda: pytest_rnn.assert_stateful_equals_batch(good, x, chunks=[2, 3]), fails=False)
     _run(lambda: pytest_rnn.assert_stateful_equals_batch(good, x, stateful_model=copy), fails=False)
@@ -618,20 +535,20 @@ def _streaming_family(x: np.ndarray) -> list[weakref.ref[Any]]:
 
 
 def _seq2seq_family(enc: np.ndarray, dec: np.ndarray) -> list[weakref.ref[Any]]:
-    s = seq2seq()
-    ok, broken = (s.encoder, s.step), (s.encoder, s.broken_step)
+    s = Zoo()  # a fresh zoo: its models are this function's alone
+    train, ok, broken = s.s2s.train, s.ok, s.broken
     _run(
-        lambda: pytest_rnn.assert_inference_matches_training(s.train, ok, enc, decoder_inputs=dec),
+        lambda: pytest_rnn.assert_inference_matches_training(train, ok, enc, decoder_inputs=dec),
         fails=False,
     )
-    _run(lambda: pytest_rnn.assert_inference_matches_training(s.train, broken, enc), fails=True)
-    pytest_rnn.teacher_forcing_gap(s.train, ok, enc, dec)
-    return [weakref.ref(m) for m in (s.train, s.encoder, s.step, s.broken_step)]
+    _run(lambda: pytest_rnn.assert_inference_matches_training(train, broken, enc), fails=True)
+    pytest_rnn.teacher_forcing_gap(train, ok, enc, dec)
+    return [weakref.ref(m) for m in (train, *ok, broken[1])]
 
 
 def _causal_family(x: np.ndarray) -> list[weakref.ref[Any]]:
-    good, conv = rnn_model(name="gc_causal"), rnn_model(conv=True, name="gc_leaky")
-    stateful = dirty(rnn_model(stateful=True, batch=B, name="gc_stateful"), x)
+    good, conv = rnn_seq(name="gc_causal"), rnn_seq(conv=True, name="gc_leaky")
+    stateful = dirty(rnn_seq(stateful=True, batch=B, name="gc_stateful"), x)
     _run(lambda: pytest_rnn.assert_model_causal(good, x), fails=False)
     _run(lambda: pytest_rnn.assert_model_causal(stateful, x), fails=False)
     _run(lambda: pytest_rnn.assert_model_causal(conv, x), fails=True)
@@ -640,7 +557,7 @@ def _causal_family(x: np.ndarray) -> list[weakref.ref[Any]]:
 
 
 def _fit_family(x: np.ndarray, y: np.ndarray) -> list[weakref.ref[Any]]:
-    template = keras.Sequential([keras.Input((T, F)), L.LSTM(4), L.Dense(1)], name="gc_tpl")
+    template = regressor(T, F, name="gc_tpl")
     built: list[weakref.ref[Any]] = []
     make_model = fit_factory(template, built)
     _run(
@@ -674,10 +591,10 @@ def test_no_cache_keeps_a_model_alive(zoo: Zoo) -> None:
 
 def test_a_model_held_elsewhere_keeps_the_others_collectable(zoo: Zoo) -> None:
     """Deleting the training model frees it while its inference models live on."""
-    s = seq2seq()
-    ok = (s.encoder, s.step)
-    pytest_rnn.assert_inference_matches_training(s.train, ok, zoo.enc, decoder_inputs=zoo.dec)
-    train = weakref.ref(s.train)
-    del s.train
+    s = Zoo()  # a fresh zoo, not the module's: its models must be collectable
+    ok = s.ok
+    pytest_rnn.assert_inference_matches_training(s.s2s.train, ok, zoo.enc, decoder_inputs=zoo.dec)
+    train = weakref.ref(s.s2s.train)
+    del s.s2s.train
     _assert_freed([train])
     assert ok[1].name == "step"  # still alive, and its cached decoder with it

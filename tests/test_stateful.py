@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import random
 import weakref
@@ -12,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers, ops
+from models import rnn_seq, seed003_model
 
 import pytest_rnn
 from pytest_rnn import RNNAssertionError, assert_stateful_equals_batch
@@ -20,42 +22,8 @@ from pytest_rnn import _keras as K
 FEATURES = 3
 
 
-def seq_model(
-    rnn: type = layers.LSTM, *, name: str = "seq", dtype: str | None = None
-) -> keras.Model:
-    return keras.Sequential(
-        [
-            keras.Input((None, FEATURES), dtype=dtype),
-            rnn(6, return_sequences=True, dtype=dtype),
-            layers.Dense(2, dtype=dtype),
-        ],
-        name=name,
-    )
-
-
-def seed003_model(
-    *,
-    batch: int | None = None,
-    stateful: bool = False,
-    steps: int | None = None,
-    name: str = "seed003",
-) -> keras.Model:
-    """Seed 003's stack: LSTM -> LeakyReLU -> Dropout -> LSTM -> Dropout -> LeakyReLU -> LSTM -> LeakyReLU -> Dense."""
-    return keras.Sequential(
-        [
-            keras.Input(batch_shape=(batch, steps, FEATURES)),
-            layers.LSTM(8, return_sequences=True, stateful=stateful),
-            layers.LeakyReLU(),
-            layers.Dropout(0.2),
-            layers.LSTM(6, return_sequences=True, stateful=stateful),
-            layers.Dropout(0.2),
-            layers.LeakyReLU(),
-            layers.LSTM(4, return_sequences=False, stateful=stateful),
-            layers.LeakyReLU(),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        name=name,
-    )
+#: An LSTM (or ``rnn``) of 6 units with an output per step, model 'seq' unless named.
+seq_model = functools.partial(rnn_seq, units=6)
 
 
 @pytest.fixture
@@ -269,21 +237,7 @@ def test_go_backwards_is_named(x: np.ndarray) -> None:
 @pytest.mark.backends
 def test_user_copy_with_a_layer_left_stateless(x: np.ndarray) -> None:
     trained = seed003_model()
-    copy = keras.Sequential(
-        [
-            keras.Input(batch_shape=(1, None, FEATURES)),
-            layers.LSTM(8, return_sequences=True, stateful=True),
-            layers.LeakyReLU(),
-            layers.Dropout(0.2),
-            layers.LSTM(6, return_sequences=True, stateful=True),
-            layers.Dropout(0.2),
-            layers.LeakyReLU(),
-            layers.LSTM(4, return_sequences=False, stateful=False, name="forgot"),
-            layers.LeakyReLU(),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        name="copy",
-    )
+    copy = seed003_model(batch=1, stateful=True, name="copy", forgot="forgot")
     copy.set_weights(trained.get_weights())
     with pytest.raises(RNNAssertionError) as info:
         assert_stateful_equals_batch(trained, x, stateful_model=copy)

@@ -14,6 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from models import nested_stateful
 
 import pytest_rnn
 from pytest_rnn import get_states, reset_states, set_states, stateful_twin
@@ -21,47 +22,7 @@ from pytest_rnn import get_states, reset_states, set_states, stateful_twin
 B, T, F = 2, 5, 3
 
 
-def nested_stateful() -> keras.Model:
-    """Functional model with stateful RNNs at every depth the helpers must reach.
-
-    - ``inner/inner_lstm``: a nested Sequential inside the Functional model
-    - ``deep/mid/deep_gru``: a Functional inside a Sequential inside the Functional model
-    - ``bi/forward_gru``, ``bi/backward_gru``: a Bidirectional wrapper
-    - ``td/td_lstm``: a TimeDistributed wrapper (over a 4-D copy of the input)
-    - ``top_gru``: a plain top-level layer
-    - ``plain_lstm``: stateless, must be left alone
-    """
-    inner = keras.Sequential(
-        [
-            keras.Input(batch_shape=(B, None, F)),
-            keras.layers.LSTM(4, stateful=True, return_sequences=True, name="inner_lstm"),
-        ],
-        name="inner",
-    )
-    mid_in = keras.Input(batch_shape=(B, None, 4))
-    mid = keras.Model(
-        mid_in,
-        keras.layers.GRU(4, stateful=True, return_sequences=True, name="deep_gru")(mid_in),
-        name="mid",
-    )
-    deep = keras.Sequential([keras.Input(batch_shape=(B, None, 4)), mid], name="deep")
-    inp = keras.Input(batch_shape=(B, T, F))
-    h = deep(inner(inp))
-    h = keras.layers.Bidirectional(
-        keras.layers.GRU(3, stateful=True, return_sequences=True, name="gru"), name="bi"
-    )(h)
-    h = keras.layers.LSTM(4, return_sequences=True, name="plain_lstm")(h)
-    top = keras.layers.GRU(4, stateful=True, name="top_gru")(h)
-    # TimeDistributed over a (batch, T, 2, F) view: the inner LSTM runs on each step's 2 sub-steps.
-    sub = keras.layers.Reshape((T, 1, F))(inp)
-    sub = keras.layers.Concatenate(axis=2)([sub, sub])
-    td = keras.layers.TimeDistributed(
-        keras.layers.LSTM(2, stateful=True, name="td_lstm"), name="td"
-    )(sub)
-    td = keras.layers.Flatten()(td)
-    return keras.Model(inp, keras.layers.Concatenate()([top, td]), name="nested")
-
-
+# nested_stateful() is built at B, T, F (its defaults); these are its stateful layers.
 STATEFUL_PATHS = {
     "inner/inner_lstm",
     "deep/mid/deep_gru",
