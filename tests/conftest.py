@@ -7,6 +7,7 @@ JAX (or torch); tests marked ``tensorflow_only`` skip there with their reason.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -46,6 +47,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for marker, limits in KERAS_LIMITS.items():
             if BACKEND in limits and item.get_closest_marker(marker) is not None:
                 item.add_marker(pytest.mark.skip(reason=limits[BACKEND]))
+
+
+@pytest.fixture
+def session_seed() -> Iterator[int]:
+    """``--rnn-seed 3`` for one test: the session setting, put back after."""
+    from pytest_rnn import _config
+
+    saved = _config.settings.seed
+    _config.settings.seed = 3
+    try:
+        yield 3
+    finally:
+        _config.settings.seed = saved
 
 
 @pytest.fixture

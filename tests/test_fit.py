@@ -571,26 +571,13 @@ def test_a_user_test_file_passes_and_fails_with_the_report(pytester: pytest.Pyte
 # --------------------------------------------------------------------------- the session seed
 
 
-@pytest.fixture
-def rnn_seed_3() -> Iterator[int]:
-    """``--rnn-seed 3`` for one test: the session setting, put back after."""
-    from pytest_rnn import _config
-
-    saved = _config.settings.seed
-    _config.settings.seed = 3
-    try:
-        yield 3
-    finally:
-        _config.settings.seed = saved
-
-
 def _first_draw(seed: int) -> float:
     """numpy's first global draw after ``keras.utils.set_random_seed(seed)``."""
     return float(np.random.RandomState(seed).random_sample())
 
 
 def test_training_reproducible_without_seed_takes_the_session_seed(
-    data: tuple[np.ndarray, np.ndarray], rnn_seed_3: int
+    data: tuple[np.ndarray, np.ndarray], session_seed: int
 ) -> None:
     draws: list[float] = []
 
@@ -599,14 +586,14 @@ def test_training_reproducible_without_seed_takes_the_session_seed(
         return _train_seeded(*data)
 
     assert_training_reproducible(train)
-    assert draws == [_first_draw(rnn_seed_3)] * 2
+    assert draws == [_first_draw(session_seed)] * 2
     draws.clear()
     assert_training_reproducible(train, seed=0)  # an explicit seed wins over the session's
     assert draws == [_first_draw(0)] * 2
 
 
 def test_fit_equivalent_without_seed_takes_the_session_seed(
-    data: tuple[np.ndarray, np.ndarray], rnn_seed_3: int
+    data: tuple[np.ndarray, np.ndarray], session_seed: int
 ) -> None:
     draws: list[float] = []
 
@@ -615,5 +602,5 @@ def test_fit_equivalent_without_seed_takes_the_session_seed(
         return make_stateless()
 
     assert_fit_equivalent(make, *data, epochs=1, fit_kwargs={"batch_size": BATCH})
-    assert draws and set(draws) == {_first_draw(rnn_seed_3)}
+    assert draws and set(draws) == {_first_draw(session_seed)}
 

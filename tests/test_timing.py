@@ -147,6 +147,13 @@ ROWS = {
         "MultiHeadAttention attends over its whole input; a streamed chunk sees only itself",
         "MultiHeadAttention called without use_causal_mask=True: every step attends to later steps",
     ),
+    # keras.layers.GroupQueryAttention is an alias: the class is GroupedQueryAttention.
+    "group-query-attention": Row(
+        lambda: layers.GroupQueryAttention(head_dim=2, num_query_heads=2, num_key_value_heads=1),
+        Timing("attention", "GroupedQueryAttention", streams=True, causal=True),
+        "GroupedQueryAttention attends over its whole input; a streamed chunk sees only itself",
+        "GroupedQueryAttention called without use_causal_mask=True: every step attends to later steps",
+    ),
     # Only causality reads a call's use_causal_mask: a causal mask still needs
     # a cache to stream, so streaming names it either way.
     "attention-causal-mask": Row(

@@ -8,7 +8,6 @@ of that rule is tested in ``test_fit.py``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,17 +38,6 @@ CAUSAL: dict[str, Any] = {
 
 def x(*shape: int, dtype: str = "float32") -> np.ndarray:
     return np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
-
-
-@pytest.fixture
-def session_seed() -> Iterator[int]:
-    """``--rnn-seed 3`` for one test: the session setting, put back after."""
-    saved = _config.settings.seed
-    _config.settings.seed = 3
-    try:
-        yield 3
-    finally:
-        _config.settings.seed = saved
 
 
 # --------------------------------------------------------------------------- sequences -> Batch

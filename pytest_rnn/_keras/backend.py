@@ -131,9 +131,15 @@ def to_numpy(value: Any) -> np.ndarray:
         return np.asarray(value)  # numbers, lists: no backend involved
     import keras
 
+    # Each backend's own conversion: Keras's convert_to_numpy (and np.array of a Keras
+    # variable) goes through an __array__ without copy=, a DeprecationWarning per call
+    # under numpy 2 on TensorFlow and torch.
     if isinstance(value, keras.Variable):
-        # The variable's own numpy(): on TensorFlow, numpy's __array__ path would warn
-        # that Keras's __array__ takes no copy= argument (a DeprecationWarning per call).
+        value = value.value  # the backend's own tensor or variable
+    library = type(value).__module__.split(".")[0]
+    if library == "torch":
+        return np.asarray(value.detach().cpu().numpy())
+    if library == "tensorflow" and hasattr(value, "numpy"):
         return np.asarray(value.numpy())
     return np.asarray(keras.ops.convert_to_numpy(value))
 
