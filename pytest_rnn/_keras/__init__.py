@@ -9,7 +9,7 @@ functions only, so importing pytest_rnn does not pay for TensorFlow.
 Floors, each importing only those below it: :mod:`.layers` (walks,
 descriptions, model checks) at the bottom; :mod:`.backend` (compiled calls,
 gradients, guards, the trace counter); :mod:`.loops`, :mod:`.timing`,
-:mod:`.states`, :mod:`.calls`, :mod:`.twins`; :mod:`.guards` on top.
+:mod:`.states`, :mod:`.calls`, :mod:`.switches`, :mod:`.twins`; :mod:`.guards` on top.
 """
 
 from __future__ import annotations
@@ -17,17 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_rnn._keras import states as _states
-from pytest_rnn._keras.backend import DETERMINISM as DETERMINISM
 from pytest_rnn._keras.backend import TRACES as TRACES
-from pytest_rnn._keras.backend import determinism_guard as determinism_guard
 from pytest_rnn._keras.backend import eager_call as eager_call
 from pytest_rnn._keras.backend import float64_missing as float64_missing
 from pytest_rnn._keras.backend import float64_scope as float64_scope
 from pytest_rnn._keras.backend import input_gradients as input_gradients
 from pytest_rnn._keras.backend import is_library_file as is_library_file
 from pytest_rnn._keras.backend import name as backend_name
-from pytest_rnn._keras.backend import precision_guard as precision_guard
-from pytest_rnn._keras.backend import seed_guard as seed_guard
 from pytest_rnn._keras.backend import to_numpy as to_numpy
 from pytest_rnn._keras.calls import ModelCache as ModelCache
 from pytest_rnn._keras.calls import compiled as compiled
@@ -66,6 +62,10 @@ from pytest_rnn._keras.states import callback_kind as callback_kind
 from pytest_rnn._keras.states import get_states as get_states
 from pytest_rnn._keras.states import reset_states as reset_states
 from pytest_rnn._keras.states import set_states as set_states
+from pytest_rnn._keras.switches import DETERMINISM as DETERMINISM
+from pytest_rnn._keras.switches import determinism_guard as determinism_guard
+from pytest_rnn._keras.switches import precision_guard as precision_guard
+from pytest_rnn._keras.switches import seed_guard as seed_guard
 from pytest_rnn._keras.timing import Timing as Timing
 from pytest_rnn._keras.timing import acts_per_step as acts_per_step
 from pytest_rnn._keras.timing import causal_reason as causal_reason

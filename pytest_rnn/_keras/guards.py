@@ -12,11 +12,11 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pytest_rnn._keras.backend import determinism_guard, precision_guard, seed_guard
 from pytest_rnn._keras.states import get_states, reset_states, set_states
+from pytest_rnn._keras.switches import determinism_guard, precision_guard, seed_guard
 from pytest_rnn._random import kept
 
-__all__ = ["keras_globals_kept", "seed_keras", "set_name_counters", "untouched"]
+__all__ = ["keras_globals_kept", "keras_seeds_kept", "seed_keras", "set_name_counters", "untouched"]
 
 # Keras's global state a seeded, rebuilding run moves (keras.src: no public API reads it).
 _KERAS_GLOBALS = ("global_random_seed", "global_seed_generator", "object_name_uids")
@@ -62,6 +62,25 @@ def keras_globals_kept() -> Iterator[Mapping[str, int]]:
     saved = {name: global_state.get_global_attribute(name) for name in _KERAS_GLOBALS}
     try:
         yield dict(saved["object_name_uids"] or {})
+    finally:
+        for name, value in saved.items():
+            global_state.set_global_attribute(name, value)
+
+
+@contextlib.contextmanager
+def keras_seeds_kept() -> Iterator[None]:
+    """What ``keras.utils.set_random_seed`` moves besides Python and numpy, put back on exit.
+
+    Keras's global seed and seed generator, and the backends' global seeds
+    (:func:`~pytest_rnn._keras.switches.seed_guard`); the name counters are left
+    alone. The ``rnn_seed`` fixture's undo.
+    """
+    from keras.src.backend.common import global_state
+
+    saved = {name: global_state.get_global_attribute(name) for name in _KERAS_GLOBALS[:2]}
+    try:
+        with seed_guard():
+            yield
     finally:
         for name, value in saved.items():
             global_state.set_global_attribute(name, value)
