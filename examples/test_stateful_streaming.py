@@ -28,6 +28,7 @@ from keras import layers
 
 import pytest_rnn
 from pytest_rnn import strategies as rnn_st
+from pytest_rnn.strategies import rnn_settings
 
 FEATURES = 3
 
@@ -115,6 +116,7 @@ def test_a_same_padded_convolution_cannot_stream(x: np.ndarray) -> None:
     assert "first layer that differs: 'lookahead'" in str(caught.value)
 
 
+@rnn_settings  # no deadline: the first call traces TensorFlow functions (seconds)
 @given(
     data=st.data(),
     shape=rnn_st.sequence_shapes(

@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         assert_stateful_equals_batch as assert_stateful_equals_batch,
     )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 
 # Public name -> the private module that defines it. Loaded on first use: a
 # pytest plugin is imported by every pytest run in the environment, so the

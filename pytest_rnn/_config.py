@@ -170,20 +170,75 @@ def load_hypothesis_profile() -> None:
     hyp_settings.load_profile(HYPOTHESIS_PROFILE)
 
 
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed Python, numpy and Keras with ``seed``; put Python's and numpy's state back after."""
+def uses_pytest_rnn(namespace: dict[str, object]) -> bool:
+    """Whether a test module's globals hold anything of pytest-rnn (the package, a strategy, an assertion)."""
+    for value in namespace.values():
+        name = getattr(value, "__name__", None) if isinstance(value, type(sys)) else None
+        origin = name or getattr(value, "__module__", None) or ""
+        if isinstance(origin, str) and origin.split(".")[0] == "pytest_rnn":
+            return True
+    return False
+
+
+def for_model_tests(test: object) -> None:
+    """Give an undecorated ``@given`` test of a pytest-rnn module the model-test settings.
+
+    No deadline and the three health checks of :data:`SUPPRESSED_HEALTH_CHECKS`
+    suppressed, on top of the profile in force (the first call of an assertion
+    traces for seconds, later ones take milliseconds: Hypothesis would call that
+    a deadline failure or flaky timing). A test with its own ``@settings`` keeps
+    them as they are; other tests of the session are never touched.
+    """
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hyp_settings
+
+    if getattr(test, "_hypothesis_internal_settings_applied", False):
+        return  # the user's own @settings win
+    checks = {getattr(HealthCheck, name) for name in SUPPRESSED_HEALTH_CHECKS}
+    base = hyp_settings.default
+    assert base is not None  # a profile is always loaded once Hypothesis is imported
+    hyp_settings(
+        base,
+        deadline=None,
+        suppress_health_check=sorted({*base.suppress_health_check, *checks}, key=str),
+    )(test)
+
+
+def reseed(seed: int) -> None:
+    """Seed Python, numpy and Keras (if installed) with ``seed``, with no undo.
+
+    :func:`seeded` keeps the undo; the plugin calls this again right before a
+    seeded test's body, after plugins that reseed per test (pytest-randomly).
+    """
     import numpy as np
 
-    with kept():
-        random.seed(seed)
-        np.random.seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import keras
+    except ImportError:  # numpy and Python are seeded all the same
+        return
+    keras.utils.set_random_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python, numpy and Keras with ``seed``; put every global it set back after.
+
+    Python's and numpy's states, Keras's global seed and seed generator, and
+    the backends' global seeds (TensorFlow's, torch's) are as they were on exit.
+    """
+    with contextlib.ExitStack() as undo:  # unwinds in reverse order, on failure too
+        undo.enter_context(kept())
         try:
-            import keras
-        except ImportError:  # numpy and Python are seeded all the same
+            import keras  # noqa: F401  (imports the backend, whose seeds the guard saves)
+        except ImportError:
             pass
         else:
-            keras.utils.set_random_seed(seed)
+            from pytest_rnn._keras.guards import keras_seeds_kept
+
+            undo.enter_context(keras_seeds_kept())
+        reseed(seed)
         yield
 
 

@@ -179,3 +179,8 @@ class RNNAssertionError(AssertionError):
         super().__init__(*args)
         self.picture = picture
         self.picture_path: str | None = None
+
+
+# Tracebacks, reprs and pickles name the public home, ``pytest_rnn.RNNAssertionError``
+# (the package imports it eagerly, so unpickling finds it there).
+RNNAssertionError.__module__ = "pytest_rnn"

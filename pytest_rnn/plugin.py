@@ -45,29 +45,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         'message; needs matplotlib: pip install "pytest-rnn[plot]" (ini: rnn_report_dir)',
     )
     group.addoption(
+        "--rnn-hypothesis-profile",
+        action="store_true",
+        default=False,
+        help="load pytest-rnn's Hypothesis profile for the whole session: no deadline, no "
+        "too_slow/data_too_large/large_base_example health checks (ini: rnn_hypothesis_profile)",
+    )
+    group.addoption(
         "--rnn-no-hypothesis-profile",
         action="store_true",
         default=False,
-        help="do not load pytest-rnn's Hypothesis profile (no deadline, no too_slow health check)",
+        help="do not load pytest-rnn's Hypothesis profile (the default; beats the ini value)",
     )
-    parser.addini("rnn_seed", "default for --rnn-seed", default=None)
-    parser.addini("rnn_rtol", "default for --rnn-rtol", default=None)
-    parser.addini("rnn_atol", "default for --rnn-atol", default=None)
+    parser.addini("rnn_seed", "default for --rnn-seed", type=_ini_type("int"), default=None)
+    parser.addini("rnn_rtol", "default for --rnn-rtol", type=_ini_type("float"), default=None)
+    parser.addini("rnn_atol", "default for --rnn-atol", type=_ini_type("float"), default=None)
     parser.addini(
         "rnn_report_dir", "default for --rnn-report-dir (relative to the ini file)", default=None
     )
     parser.addini(
         "rnn_hypothesis_profile",
-        "load pytest-rnn's Hypothesis profile (true/false)",
+        "load pytest-rnn's Hypothesis profile for the session (true/false; default false)",
         type="bool",
-        default=True,
+        default=False,
     )
+
+
+def _ini_type(kind: str) -> Any:
+    """The ``addini`` type for a number option on the running pytest.
+
+    pytest >= 9.2: ``int | str`` (``float | str``): TOML numbers pass, and a
+    string from an ini file reaches :func:`pytest_rnn._config.configure`,
+    whose messages name the option. pytest 8.4-9.1: the ``"int"``/``"float"``
+    tag (9.0's native TOML config refuses a number for a ``"string"``
+    option). Older pytest has no typed ini values: ``"string"``; its TOML
+    ``ini_options`` hands numbers over as strings.
+    """
+    version = tuple(int(part) for part in pytest.version_tuple[:2])
+    if version >= (9, 2):
+        return int | str if kind == "int" else float | str
+    if version >= (8, 4):
+        return kind
+    return "string"
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
     value = config.getoption(f"--rnn-{name}")
     if value is None:
-        value = config.getini(f"rnn_{name}")
+        try:
+            value = config.getini(f"rnn_{name}")
+        except (TypeError, ValueError) as error:  # pytest 8.4-9.1: "x" for an "int" option
+            raise pytest.UsageError(f"--rnn-{name} (ini rnn_{name}): {error}") from None
     return None if value in (None, "") else str(value)
 
 
@@ -83,6 +111,7 @@ def _report_dir(config: pytest.Config) -> tuple[str | None, str]:
 
 _SAVED = pytest.StashKey[_config.Snapshot]()
 _RECORDING = pytest.StashKey[tuple[bool, "str | None"]]()
+_SEEDED = pytest.StashKey[int]()  # on a test item while its rnn_seed fixture is active
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -105,10 +134,23 @@ def pytest_configure(config: pytest.Config) -> None:
     _report.recorder.enabled = True
     if not hasattr(config, "workerinput"):  # xdist workers: the controller sums up
         config.pluginmanager.register(_Summary(), "pytest-rnn-summary")
-    if config.getini("rnn_hypothesis_profile") and not config.getoption(
-        "--rnn-no-hypothesis-profile"
-    ):
+    wanted = config.getoption("--rnn-hypothesis-profile") or config.getini("rnn_hypothesis_profile")
+    if wanted and not config.getoption("--rnn-no-hypothesis-profile"):  # opt-in only
         _config.load_hypothesis_profile()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Model-test Hypothesis settings for undecorated ``@given`` tests in modules that use pytest-rnn."""
+    if config.getoption("--rnn-no-hypothesis-profile"):
+        return
+    seen: set[int] = set()
+    for item in items:
+        test, module = getattr(item, "obj", None), getattr(item, "module", None)
+        if not getattr(test, "is_hypothesis_test", False) or module is None or id(test) in seen:
+            continue
+        seen.add(id(test))
+        if _config.uses_pytest_rnn(vars(module)):
+            _config.for_model_tests(test)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -161,14 +203,33 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture
-def rnn_seed() -> Iterator[int]:
+def rnn_seed(request: pytest.FixtureRequest) -> Iterator[int]:
     """The session's seed (``--rnn-seed``), applied to Python, numpy and Keras.
 
-    Calls ``keras.utils.set_random_seed(seed)`` before the test and puts the
-    global Python and numpy random states back after it.
+    Calls ``keras.utils.set_random_seed(seed)`` before the test, and again
+    right before its body (after pytest-randomly's reseeding); puts the
+    global Python and numpy random states, Keras's global seed and the
+    backends' seeds back after it.
     """
-    with _config.seeded(_config.settings.seed):
-        yield _config.settings.seed
+    seed = _config.settings.seed
+    with _config.seeded(seed):
+        request.node.stash[_SEEDED] = seed
+        try:
+            yield seed
+        finally:
+            del request.node.stash[_SEEDED]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
+    """Re-apply the ``rnn_seed`` fixture's seed right before the test body.
+
+    pytest-randomly reseeds Python and numpy in ``pytest_runtest_call``, after
+    the fixtures ran; this hook runs inside it, after every such reseed.
+    """
+    seed = pyfuncitem.stash.get(_SEEDED, None)
+    if seed is not None:
+        _config.reseed(seed)
 
 
 @pytest.fixture
@@ -195,6 +256,8 @@ class _Summary:
             self.tally.add(records, report.nodeid, len(getattr(report, "rnn_pictures", ())))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if terminalreporter.verbosity <= -2:  # -qq: pytest's own summary is cut to one line too
+            return
         line = self.tally.line()
         if line:
             terminalreporter.write_line(line)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -67,29 +67,35 @@ STATEFUL_KW = {"batch_size": BATCH, "shuffle": False}
 
 
 @pytest.fixture
-def global_state() -> Iterator[Callable[[], None]]:
-    """A check that every global the assertions touch is as it was (on the backend in use).
+def global_state() -> Callable[[], Callable[[], None]]:
+    """Seed the globals and return a check that every global the assertions touch is as it was.
 
-    The globals are all of ``global_state_snapshot``, Keras's name counters included.
+    The globals are all of ``global_state_snapshot``, Keras's name counters
+    included, on the backend in use. Called first thing in the test body, not
+    in the fixture's set-up: pytest-randomly reseeds between the two.
     """
-    backend = keras.backend.backend()
-    random.seed(123)
-    np.random.seed(456)
-    if backend == "tensorflow":
-        import tensorflow as tf
 
-        tf.random.set_seed(789)
-    elif backend == "torch":
-        import torch
+    def start() -> Callable[[], None]:
+        backend = keras.backend.backend()
+        random.seed(123)
+        np.random.seed(456)
+        if backend == "tensorflow":
+            import tensorflow as tf
 
-        torch.manual_seed(789)
-    before = global_state_snapshot()
+            tf.random.set_seed(789)
+        elif backend == "torch":
+            import torch
 
-    def check() -> None:
-        found = changed(before, global_state_snapshot())
-        assert not found, f"{found} changed"
+            torch.manual_seed(789)
+        before = global_state_snapshot()
 
-    yield check
+        def check() -> None:
+            found = changed(before, global_state_snapshot())
+            assert not found, f"{found} changed"
+
+        return check
+
+    return start
 
 
 # --------------------------------------------------------------------------- equivalent runs pass
@@ -99,12 +105,13 @@ def global_state() -> Iterator[Callable[[], None]]:
 @pytest.mark.backends
 @pytest.mark.fits_stateful
 def test_seed_002_stateful_model_passes_with_and_without_resets(
-    data: tuple[np.ndarray, np.ndarray], reset: bool, global_state: Callable[[], None]
+    data: tuple[np.ndarray, np.ndarray], reset: bool, global_state: Callable[[], Callable[[], None]]
 ) -> None:
+    globals_kept = global_state()
     assert_fit_equivalent(
         make_stateful, *data, epochs=3, fit_kwargs=STATEFUL_KW, reset_states=reset, rtol=0, atol=0
     )
-    global_state()
+    globals_kept()
 
 
 @pytest.mark.backends
@@ -153,17 +160,19 @@ def _lr_schedule(epoch: int, lr: float) -> float:
 
 @pytest.mark.backends
 def test_epoch_indexed_learning_rate_scheduler_is_caught(
-    data: tuple[np.ndarray, np.ndarray], global_state: Callable[[], None]
+    data: tuple[np.ndarray, np.ndarray], global_state: Callable[[], Callable[[], None]]
 ) -> None:
+    globals_kept = global_state()
     scheduler = keras.callbacks.LearningRateScheduler(_lr_schedule)
     with pytest.raises(RNNAssertionError) as info:
         assert_fit_equivalent(
-            lambda: make_stateless(optimizer="sgd"),
+            # Named: Keras numbers optimizer names per process ("sgd_4" after other tests).
+            lambda: make_stateless(optimizer=keras.optimizers.SGD(name="sgd")),
             *data,
             epochs=3,
             fit_kwargs={"batch_size": BATCH, "callbacks": [scheduler], "shuffle": False},
         )
-    global_state()
+    globals_kept()
     message = str(info.value)
     assert message.startswith("One fit(epochs=3) and 3 x fit(epochs=1) train differently.")
     assert "model 'plain' (LSTM(4) -> Dense(1))" in message
@@ -300,10 +309,11 @@ def _train_unseeded(x: np.ndarray, y: np.ndarray) -> keras.Model:
 
 @pytest.mark.backends
 def test_seeded_training_reproduces_bitwise(
-    data: tuple[np.ndarray, np.ndarray], global_state: Callable[[], None]
+    data: tuple[np.ndarray, np.ndarray], global_state: Callable[[], Callable[[], None]]
 ) -> None:
+    globals_kept = global_state()
     assert_training_reproducible(lambda: _train_seeded(*data), rtol=0, atol=0)
-    global_state()
+    globals_kept()
 
 
 @pytest.mark.tensorflow_only("TensorFlow's op-determinism flag")
@@ -327,14 +337,16 @@ def test_stateful_training_reproduces_and_determinism_stays_on(
 
 @pytest.mark.backends
 def test_unseeded_numpy_shuffle_is_caught(
-    data: tuple[np.ndarray, np.ndarray], global_state: Callable[[], None]
+    data: tuple[np.ndarray, np.ndarray], global_state: Callable[[], Callable[[], None]]
 ) -> None:
+    globals_kept = global_state()
+
     def train() -> keras.Model:
         return _train_unseeded(*data)
 
     with pytest.raises(RNNAssertionError) as info:
         assert_training_reproducible(train, runs=3)
-    global_state()
+    globals_kept()
     message = str(info.value)
     assert message.startswith(
         "train() does not reproduce under seed 0: run 2, run 3 of 3 differ from run 1."

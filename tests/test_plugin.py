@@ -8,6 +8,7 @@ are few, and each generated file holds several cases.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import hypothesis
 import pytest
@@ -148,6 +149,139 @@ def test_non_numbers_on_the_command_line_are_usage_errors(
     assert fragment in result.stderr.str()
 
 
+# --- the public exception name in tracebacks (in-process) ---------------------------
+
+RAISES_TEST = """
+import pickle
+
+import pytest_rnn
+
+
+def test_fails():
+    error = pytest_rnn.RNNAssertionError("streamed output differs")
+    assert repr(error) == "RNNAssertionError('streamed output differs')"
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is pytest_rnn.RNNAssertionError and copy.args == error.args
+    raise error
+"""
+
+
+@pytest.mark.parametrize("tb", ["auto", "short", "line", "native"])
+def test_tracebacks_name_the_public_exception(pytester: pytest.Pytester, tb: str) -> None:
+    pytester.makepyfile(test_raises=RAISES_TEST)
+    result = pytester.runpytest_inprocess(f"--tb={tb}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pytest_rnn.RNNAssertionError: streamed output differs"])
+    assert "_errors" not in result.stdout.str()
+
+
+# --- typed ini values: TOML numbers (pytest >= 9 native TOML), ini strings ---------
+
+NATIVE_TOML = pytest.mark.skipif(
+    pytest.version_tuple[:2] < (9, 0), reason="native TOML configuration needs pytest >= 9"
+)
+TOML_NUMBERS = "rnn_seed = 3\nrnn_rtol = 1e-4\nrnn_atol = 1e-6\n"
+
+
+@NATIVE_TOML
+@pytest.mark.parametrize(
+    ("file", "table", "values", "expected"),
+    [
+        ("pytest.toml", "[pytest]", TOML_NUMBERS, (1e-4, 1e-6, 3)),
+        ("pyproject.toml", "[tool.pytest]", TOML_NUMBERS, (1e-4, 1e-6, 3)),
+        ("pytest.toml", "[pytest]", 'rnn_seed = 4\nrnn_rtol = 1\nrnn_atol = "0.5"\n', (1, 0.5, 4)),
+        ("pytest.toml", "[pytest]", 'rnn_seed = "6"\n', (None, None, 6)),
+    ],
+    ids=["pytest.toml", "pyproject-tool.pytest", "int-for-float-and-string", "string-seed"],
+)
+def test_toml_numbers_and_strings_reach_settings(
+    pytester: pytest.Pytester, file: str, table: str, values: str, expected: tuple[Any, ...]
+) -> None:
+    (pytester.path / file).write_text(f"{table}\n{values}")
+    pytester.makepyfile(SETTINGS_TEST.format(expected=expected))
+    result = pytester.runpytest_inprocess()
+    result.stdout.fnmatch_lines([f"pytest-rnn: seed={expected[2]} (--rnn-seed), *"])
+    result.assert_outcomes(passed=1)
+
+
+@NATIVE_TOML
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ("rnn_seed = 1.5\n", "config option 'rnn_seed' expects one of int | str"),
+        ('rnn_seed = "x"\n', "--rnn-seed (ini rnn_seed) must be an integer, got 'x'"),
+        ("rnn_rtol = -1.0\nrnn_atol = 0\n", "rnn_rtol) must be a finite number >= 0, got '-1.0'"),
+    ],
+    ids=["float-seed", "word-seed", "negative-rtol"],
+)
+def test_bad_toml_values_are_usage_errors(
+    pytester: pytest.Pytester, values: str, fragment: str
+) -> None:
+    (pytester.path / "pytest.toml").write_text(f"[pytest]\n{values}")
+    pytester.makepyfile("def test_never_runs():\n    raise AssertionError")
+    result = pytester.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: *{fragment}*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [((7, 0, 0), "string"), ((8, 3, 5), "string"), ((8, 4, 0), "int"), ((9, 1, 2), "int")],
+)
+def test_ini_type_follows_the_running_pytest(
+    monkeypatch: pytest.MonkeyPatch, version: tuple[int, ...], expected: str
+) -> None:
+    from pytest_rnn import plugin
+
+    monkeypatch.setattr(pytest, "version_tuple", version)
+    assert plugin._ini_type("int") == expected
+    assert plugin._ini_type("float") == expected.replace("int", "float")
+
+
+def test_ini_type_is_a_union_with_str_on_pytest_9_2() -> None:
+    from pytest_rnn import plugin
+
+    assert pytest.version_tuple[:2] >= (9, 2)  # the pytest this repository pins to test with
+    assert plugin._ini_type("int") == (int | str)
+    assert plugin._ini_type("float") == (float | str)
+
+
+@NATIVE_TOML
+@pytest.mark.parametrize(
+    ("version", "ini_file", "text", "outcome"),
+    [
+        # pytest 9.0-9.1: the "int"/"float" tags take TOML numbers and ini strings...
+        ((9, 1, 0), "pytest.toml", "[pytest]\n" + TOML_NUMBERS, "passed"),
+        ((9, 1, 0), "pytest.ini", "[pytest]\n" + TOML_NUMBERS, "passed"),
+        # ...and a bad ini string is a usage error (no internal error).
+        ((9, 1, 0), "pytest.ini", "[pytest]\nrnn_seed = x\n", "*invalid literal for int()*'x'"),
+        # Registered as a plain string (pytest < 8.4), a TOML number is refused:
+        # what the typed registration avoids.
+        ((8, 3, 5), "pytest.toml", "[pytest]\n" + TOML_NUMBERS, "*expects a string, got int*"),
+        ((8, 3, 5), "pytest.ini", "[pytest]\n" + TOML_NUMBERS, "passed"),
+    ],
+    ids=["tags-toml", "tags-ini", "tags-bad-ini", "string-toml-refused", "string-ini"],
+)
+def test_each_registration_on_this_pytest(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    version: tuple[int, ...],
+    ini_file: str,
+    text: str,
+    outcome: str,
+) -> None:
+    monkeypatch.setattr(pytest, "version_tuple", version)
+    (pytester.path / ini_file).write_text(text)
+    pytester.makepyfile(SETTINGS_TEST.format(expected=(1e-4, 1e-6, 3)))
+    result = pytester.runpytest_inprocess()
+    if outcome == "passed":
+        result.assert_outcomes(passed=1)
+    else:
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: {outcome}"])
+
+
 # --- Hypothesis profile (subprocess: the profile is process-wide) -------------------
 
 SLOW_GIVEN = """
@@ -168,34 +302,70 @@ def test_plugin_loaded_no_backend():
 """
 
 
-def test_hypothesis_profile_has_no_deadline(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(SLOW_GIVEN)
-    result = pytester.runpytest_subprocess()
-    result.assert_outcomes(passed=2)
+# Prints the settings every @given test of the session starts from.
+PROFILE_SEEN = """
+from hypothesis import settings
+
+
+def test_profile_seen():
+    print(f"PROFILE deadline={settings.default.deadline}", end=" ")
+    print(f"suppressed={sorted(c.name for c in settings.default.suppress_health_check)}")
+"""
+
+CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "TF_BUILD", "GITLAB_CI", "BUILDKITE", "CIRCLECI")
 
 
 @pytest.mark.parametrize(
     ("args", "ini_text"),
-    [(("--rnn-no-hypothesis-profile",), None), ((), ini(rnn_hypothesis_profile="false"))],
+    [(("--rnn-hypothesis-profile",), None), ((), ini(rnn_hypothesis_profile="true"))],
     ids=["option", "ini"],
 )
-def test_hypothesis_profile_can_be_switched_off(
+def test_hypothesis_profile_when_asked_for_has_no_deadline(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    ini_text: str | None,
+) -> None:
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if ini_text is not None:
+        pytester.makeini(ini_text)
+    pytester.makepyfile(test_slow=SLOW_GIVEN, test_profile=PROFILE_SEEN)
+    result = pytester.runpytest_subprocess("-s", *args)
+    result.assert_outcomes(passed=3)
+    seen = "PROFILE deadline=None suppressed=['data_too_large', 'large_base_example', 'too_slow']"
+    assert seen in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "ini_text"),
+    [
+        ((), None),
+        (("--rnn-no-hypothesis-profile",), None),
+        ((), ini(rnn_hypothesis_profile="false")),
+        (("--rnn-no-hypothesis-profile",), ini(rnn_hypothesis_profile="true")),
+        (("--rnn-hypothesis-profile", "--rnn-no-hypothesis-profile"), None),
+    ],
+    ids=["default", "option", "ini", "option-beats-ini", "no-beats-yes"],
+)
+def test_unrelated_given_tests_keep_hypothesis_defaults(
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
     args: tuple[str, ...],
     ini_text: str | None,
 ) -> None:
     # With CI set, Hypothesis itself picks its "ci" profile (no deadline either).
-    for name in ("CI", "GITHUB_ACTIONS", "TF_BUILD", "GITLAB_CI", "BUILDKITE", "CIRCLECI"):
+    for name in CI_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     if ini_text is not None:
         pytester.makeini(ini_text)
-    pytester.makepyfile(SLOW_GIVEN)
-    result = pytester.runpytest_subprocess(*args)
-    result.assert_outcomes(passed=1, failed=1)
+    pytester.makepyfile(test_slow=SLOW_GIVEN, test_profile=PROFILE_SEEN)
+    result = pytester.runpytest_subprocess("-s", *args)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         ["E *.DeadlineExceeded: Test took *", "FAILED *::test_slow_examples - *"]
     )
+    assert "PROFILE deadline=0:00:00.200000 suppressed=[]" in result.stdout.str()
 
 
 @pytest.mark.parametrize(
@@ -214,7 +384,7 @@ def test_users_own_hypothesis_profile_wins(
 ) -> None:
     pytester.makeconftest("from hypothesis import settings\n" + conftest)
     pytester.makepyfile(SLOW_GIVEN)
-    result = pytester.runpytest_subprocess(*args)
+    result = pytester.runpytest_subprocess("--rnn-hypothesis-profile", *args)
     result.assert_outcomes(passed=1, failed=1)  # the user's 100 ms deadline applies
 
 
@@ -322,19 +492,20 @@ def check_user_tests(result: pytest.RunResult) -> None:
     result.stdout.fnmatch_lines(["FAILED test_user.py::test_broken_model_streams - *"])
     result.stdout.fnmatch_lines(
         [
-            "E * Streamed output differs from the full-sequence output.",
+            "E * pytest_rnn.RNNAssertionError: Streamed output differs from the full-sequence output.",
             "E *model 'seq' (Conv1D*LSTM*Dense*",
             "E *first mismatch: step *, sample *",
             "E *first layer that differs: 'conv1d'*",
         ]
     )
+    assert "_errors" not in result.stdout.str()
     assert "test_correct_model_streams FAILED" not in result.stdout.str()
     assert "FAILED test_user.py::test_correct_model_streams" not in result.stdout.str()
 
 
 def test_fixtures_and_user_files_serial(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS, test_fixtures=FIXTURE_TESTS)
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest_subprocess("-p", "no:randomly")  # the file's order matters
     result.stdout.fnmatch_lines(["pytest-rnn: seed=0 (--rnn-seed), tolerances by dtype"])
     result.assert_outcomes(passed=8, failed=1)
     check_user_tests(result)
@@ -347,3 +518,113 @@ def test_user_files_under_xdist(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["created: 2/2 workers"])
     result.assert_outcomes(passed=2, failed=1)
     check_user_tests(result)
+
+
+# --- the rnn_seed fixture under pytest-randomly, and the globals it puts back -------
+
+RANDOMLY_TESTS = (
+    PREAMBLE
+    + """
+from pytest_rnn._core.validate import check_seed
+
+
+def test_fixture_seed_holds_in_the_body(rnn_seed):
+    assert random.random() == random.Random(rnn_seed).random()
+    assert np.random.rand() == np.random.RandomState(rnn_seed).rand()
+    print(f"DRAWS seed={rnn_seed} keras={float(keras.random.uniform(())):.8f}", end=" ")
+    print(f"assertions={check_seed(None)}")
+
+
+def test_assertions_draw_with_the_session_seed():
+    print(f"ASSERTIONS {check_seed(None)}")
+"""
+)
+
+
+def _draws(result: pytest.RunResult) -> tuple[str, str]:
+    out = result.stdout.str()
+    draws = [line for line in out.splitlines() if "DRAWS " in line]
+    assertions = [line for line in out.splitlines() if "ASSERTIONS " in line]
+    assert len(draws) == len(assertions) == 1, out
+    return draws[0].split("DRAWS ")[1], assertions[0].split("ASSERTIONS ")[1]
+
+
+def test_rnn_seed_survives_pytest_randomly(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_randomly")  # in the `test` extra
+    pytester.makepyfile(test_randomly=RANDOMLY_TESTS)
+    runs = {}
+    for seed, randomly_seed in [("0", "1"), ("0", "2"), ("5", "1")]:
+        result = pytester.runpytest_subprocess(
+            "-p", "randomly", f"--randomly-seed={randomly_seed}", "--rnn-seed", seed, "-s"
+        )
+        result.stdout.fnmatch_lines([f"Using --randomly-seed={randomly_seed}"])
+        result.assert_outcomes(passed=2)
+        runs[seed, randomly_seed] = _draws(result)
+    assert runs["0", "1"] == runs["0", "2"]  # randomly's seed does not move the draws
+    assert runs["0", "1"] != runs["5", "1"]  # the rnn seed does
+    assert runs["0", "1"][1] == "0"
+    assert runs["5", "1"][1] == "5"
+    assert runs["5", "1"][0].startswith("seed=5 ") and runs["5", "1"][0].endswith(" assertions=5")
+
+
+@pytest.mark.tensorflow_only("reads TensorFlow's global seed")
+def test_rnn_seed_puts_back_the_keras_and_backend_seeds() -> None:
+    import random
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from pytest_rnn._keras.guards import keras_globals_kept, untouched
+
+    def draws() -> tuple[float, float, float, float]:
+        return (
+            float(tf.random.uniform(())),
+            float(keras.random.uniform(())),
+            random.random(),
+            float(np.random.rand()),
+        )
+
+    with untouched(seeds=True), keras_globals_kept():  # this test's own undo
+        keras.utils.set_random_seed(123)
+        expected = draws()
+        keras.utils.set_random_seed(123)
+        with _config.seeded(11):
+            assert draws() != expected
+        assert draws() == expected
+
+
+SLOW_MODEL_GIVEN = """
+import time
+
+from hypothesis import Phase, given, settings, strategies as st
+from pytest_rnn.strategies import chunkings
+
+
+@given(st.integers(0, 2))
+def test_slow_without_settings(i):
+    time.sleep(0.3)  # an assertion's first call: traces for longer than the deadline
+
+
+@settings(deadline=100, max_examples=3, phases=[Phase.generate], database=None)
+@given(st.integers(0, 2))
+def test_slow_with_its_own_deadline(i):
+    time.sleep(0.3)
+"""
+
+
+def test_given_tests_of_pytest_rnn_modules_get_no_deadline(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_model=SLOW_MODEL_GIVEN, test_slow=SLOW_GIVEN, test_profile=PROFILE_SEEN)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    # test_model: the undecorated test passes, the one with its own deadline keeps it;
+    # test_slow (no pytest-rnn in it) keeps Hypothesis's 200 ms deadline; the profile is untouched.
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(["FAILED *test_model.py::test_slow_with_its_own_deadline - *"])
+    result.stdout.fnmatch_lines(["FAILED *test_slow.py::test_slow_examples - *"])
+    assert "test_slow_without_settings FAILED" not in result.stdout.str()
+    off = pytester.runpytest_subprocess("-p", "no:randomly", "--rnn-no-hypothesis-profile")
+    off.assert_outcomes(passed=2, failed=3)

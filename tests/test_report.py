@@ -662,3 +662,45 @@ def test_no_summary_when_no_rnn_assertion_ran(pytester: pytest.Pytester) -> None
     result = pytester.runpytest_inprocess()
     result.assert_outcomes(passed=1)
     assert "ran:" not in result.stdout.str()
+
+
+QUIET_FILE = """
+from pytest_rnn import RNNAssertionError, _report
+
+
+@_report.recorded
+def assert_passes():
+    return None
+
+
+@_report.recorded
+def assert_fails():
+    raise RNNAssertionError("differs")
+
+
+def test_assertions_ran():
+    assert_passes()
+    try:
+        assert_fails()
+    except RNNAssertionError:
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "printed"),
+    [((), True), (("-q",), True), (("-qq",), False), (("-qqq",), False)],
+    ids=["default", "q", "qq", "qqq"],
+)
+def test_summary_line_follows_verbosity(
+    pytester: pytest.Pytester, args: tuple[str, ...], printed: bool
+) -> None:
+    pytester.makepyfile(test_quiet=QUIET_FILE)
+    result = pytester.runpytest_inprocess(*args)
+    assert result.ret == pytest.ExitCode.OK  # -qq prints no outcome counts to parse
+    line = "pytest-rnn: 2 assertions ran: 1 passed, 1 failed; slowest assert_* s in *"
+    if printed:
+        result.stdout.fnmatch_lines([line])
+    else:
+        result.stdout.no_fnmatch_line(line)
+        assert "assertions ran" not in result.stdout.str()

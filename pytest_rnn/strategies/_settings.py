@@ -24,8 +24,9 @@ cached. So this object sets ``deadline=None`` and suppresses the health checks
 that slow examples trip (``too_slow``, ``data_too_large`` and
 ``large_base_example``). ``max_examples=25`` keeps one test to a few seconds.
 
-Settings objects are decorators, so you can apply this one to a test. The
-pytest-rnn plugin can also register it as a profile. Any setting not listed
+Settings objects are decorators, so you can apply this one to a test. For a
+whole session, ``--rnn-hypothesis-profile`` (ini ``rnn_hypothesis_profile =
+true``) loads a profile with the same deadline and health checks. Any setting not listed
 here comes from the Hypothesis profile active when this module was first
 imported. To change more, derive from it: ``settings(rnn_settings, max_examples=100)``.
 
