@@ -315,6 +315,21 @@ def test_profile_seen():
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "TF_BUILD", "GITLAB_CI", "BUILDKITE", "CIRCLECI")
 
 
+def _slow_given_session(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    ini_text: str | None,
+) -> pytest.RunResult:
+    """A session of SLOW_GIVEN and PROFILE_SEEN, outside CI (where Hypothesis picks its "ci" profile)."""
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if ini_text is not None:
+        pytester.makeini(ini_text)
+    pytester.makepyfile(test_slow=SLOW_GIVEN, test_profile=PROFILE_SEEN)
+    return pytester.runpytest_subprocess("-s", *args)
+
+
 @pytest.mark.parametrize(
     ("args", "ini_text"),
     [(("--rnn-hypothesis-profile",), None), ((), ini(rnn_hypothesis_profile="true"))],
@@ -326,12 +341,7 @@ def test_hypothesis_profile_when_asked_for_has_no_deadline(
     args: tuple[str, ...],
     ini_text: str | None,
 ) -> None:
-    for name in CI_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    if ini_text is not None:
-        pytester.makeini(ini_text)
-    pytester.makepyfile(test_slow=SLOW_GIVEN, test_profile=PROFILE_SEEN)
-    result = pytester.runpytest_subprocess("-s", *args)
+    result = _slow_given_session(pytester, monkeypatch, args, ini_text)
     result.assert_outcomes(passed=3)
     seen = "PROFILE deadline=None suppressed=['data_too_large', 'large_base_example', 'too_slow']"
     assert seen in result.stdout.str()
@@ -354,13 +364,7 @@ def test_unrelated_given_tests_keep_hypothesis_defaults(
     args: tuple[str, ...],
     ini_text: str | None,
 ) -> None:
-    # With CI set, Hypothesis itself picks its "ci" profile (no deadline either).
-    for name in CI_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    if ini_text is not None:
-        pytester.makeini(ini_text)
-    pytester.makepyfile(test_slow=SLOW_GIVEN, test_profile=PROFILE_SEEN)
-    result = pytester.runpytest_subprocess("-s", *args)
+    result = _slow_given_session(pytester, monkeypatch, args, ini_text)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         ["E *.DeadlineExceeded: Test took *", "FAILED *::test_slow_examples - *"]
