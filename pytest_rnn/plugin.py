@@ -71,6 +71,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: What ``getini`` gives for an ini value nobody set: pytest < 8 answers ``[]`` for a
+#: ``"string"`` option without a default.
+_UNSET: tuple[Any, ...] = (None, "", [])
+
+
 def _ini_type(kind: str) -> Any:
     """The ``addini`` type for a number option on the running pytest.
 
@@ -96,7 +101,7 @@ def _option(config: pytest.Config, name: str) -> str | None:
             value = config.getini(f"rnn_{name}")
         except (TypeError, ValueError) as error:  # pytest 8.4-9.1: "x" for an "int" option
             raise pytest.UsageError(f"--rnn-{name} (ini rnn_{name}): {error}") from None
-    return None if value in (None, "") else str(value)
+    return None if value in _UNSET else str(value)
 
 
 def _report_dir(config: pytest.Config) -> tuple[str | None, str]:
@@ -106,7 +111,7 @@ def _report_dir(config: pytest.Config) -> tuple[str | None, str]:
         return str(value), str(config.invocation_params.dir)
     value = config.getini("rnn_report_dir")
     base = config.inipath.parent if config.inipath is not None else config.rootpath
-    return (str(value) if value not in (None, "") else None), str(base)
+    return (str(value) if value not in _UNSET else None), str(base)
 
 
 _SAVED = pytest.StashKey[_config.Snapshot]()

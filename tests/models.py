@@ -549,3 +549,17 @@ def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The keys whose value differs bit for bit (or that appeared or vanished), sorted."""
     keys = sorted(before.keys() | after.keys())
     return [k for k in keys if k not in before or k not in after or not _same(before[k], after[k])]
+
+
+# --------------------------------------------------------------------------- pytester runs
+
+
+def assert_ran_on_workers(result: Any) -> None:
+    """A pytester session under ``-n 2`` ran on xdist workers (any xdist >= 3: no header text).
+
+    The failure headers ``[gw0] linux -- Python ...`` name the worker; the
+    ``created: 2/2 workers`` line exists only from xdist 3.3.
+    """
+    import re
+
+    assert re.search(r"^\[gw[01]\] ", result.stdout.str(), re.M), result.stdout.str()

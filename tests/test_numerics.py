@@ -200,6 +200,23 @@ def test_float64_triage_calls_a_lookahead_conv_a_logic_difference(
     assert keras.config.dtype_policy().name == "float32"
 
 
+@pytest.mark.tensorflow_only("TensorFlow's C++ graph optimizer logs float64 graphs")
+def test_the_float64_rerun_keeps_tensorflow_cpp_logs_out_of_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    from pytest_rnn._keras.backend import float64_scope
+
+    with pytest.raises(pytest_rnn.RNNAssertionError, match="float64 re-run"):
+        pytest_rnn.assert_stateful_equals_batch(leaky(None), inputs(2, 12))
+    with float64_scope():  # anything else written meanwhile comes through, in order
+        os.write(2, b"W0000 00:00:1.5 1 util.cc:163] Not handling type DT_DOUBLE\nuser line\n")
+    err = capfd.readouterr().err
+    assert "DT_DOUBLE" not in err
+    assert "user line\n" in err
+
+
 def test_float32_rounding_is_called_rounding_not_logic() -> None:
     # The other direction of the triage: the generic LSTM kernel's last-bit
     # difference fails a zero tolerance and the float64 re-run calls it rounding.

@@ -242,7 +242,9 @@ def test_ini_type_follows_the_running_pytest(
 def test_ini_type_is_a_union_with_str_on_pytest_9_2() -> None:
     from pytest_rnn import plugin
 
-    assert pytest.version_tuple[:2] >= (9, 2)  # the pytest this repository pins to test with
+    if pytest.version_tuple[:2] < (9, 2):  # the lowest-versions leg of .ci/run
+        assert plugin._ini_type("int") in ("int", "string")
+        return
     assert plugin._ini_type("int") == (int | str)
     assert plugin._ini_type("float") == (float | str)
 
@@ -516,10 +518,12 @@ def test_fixtures_and_user_files_serial(pytester: pytest.Pytester) -> None:
 
 
 def test_user_files_under_xdist(pytester: pytest.Pytester) -> None:
+    from models import assert_ran_on_workers  # imports Keras: not at this file's top
+
     pytester.makepyfile(test_user=USER_TESTS, test_seed=SEED_7_TEST)
     result = pytester.runpytest_subprocess("-n", "2", "--rnn-seed", "7")
     result.stdout.fnmatch_lines(["pytest-rnn: seed=7 (--rnn-seed), tolerances by dtype"])
-    result.stdout.fnmatch_lines(["created: 2/2 workers"])
+    assert_ran_on_workers(result)
     result.assert_outcomes(passed=2, failed=1)
     check_user_tests(result)
 
@@ -589,10 +593,17 @@ def test_rnn_seed_puts_back_the_keras_and_backend_seeds() -> None:
             float(np.random.rand()),
         )
 
+    from keras.src.backend.common import global_state
+
+    def reseed() -> None:
+        keras.utils.set_random_seed(123)
+        # Keras < 3.9's set_random_seed keeps its global SeedGenerator: start a new one.
+        global_state.set_global_attribute("global_seed_generator", None)
+
     with untouched(seeds=True), keras_globals_kept():  # this test's own undo
-        keras.utils.set_random_seed(123)
+        reseed()
         expected = draws()
-        keras.utils.set_random_seed(123)
+        reseed()
         with _config.seeded(11):
             assert draws() != expected
         assert draws() == expected

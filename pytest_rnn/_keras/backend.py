@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
+import tempfile
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -92,13 +94,50 @@ def float64_missing() -> str | None:
 
 @contextlib.contextmanager
 def float64_scope() -> Iterator[None]:
-    """float64 computed as float64 inside (JAX: x64 mode for the block, as it was after)."""
+    """float64 computed as float64 inside (JAX: x64 mode for the block, as it was after).
+
+    TensorFlow's C++ graph optimizer logs ``Not handling type DT_DOUBLE`` to the
+    process's stderr for every float64 graph it meets; :func:`_native_noise_dropped`
+    keeps those lines out of the user's output.
+    """
     jax = sys.modules.get("jax")
-    if name() == "jax" and jax is not None and hasattr(jax, "enable_x64"):
-        with jax.enable_x64(True):
+    with _native_noise_dropped():
+        if name() == "jax" and jax is not None and hasattr(jax, "enable_x64"):
+            with jax.enable_x64(True):
+                yield
+        else:
             yield
-    else:
+
+
+#: TensorFlow C++ log lines a float64 re-run causes, dropped from stderr (nothing else is).
+_NATIVE_NOISE = re.compile(rb"^[IWE]\d{4} [^\n]*util\.cc:\d+\] Not handling type DT_DOUBLE\n", re.M)
+
+
+@contextlib.contextmanager
+def _native_noise_dropped() -> Iterator[None]:
+    """Route file descriptor 2 through a temporary file; write back all but :data:`_NATIVE_NOISE`.
+
+    C++ logging writes to the descriptor, not to ``sys.stderr``, so only a
+    descriptor-level detour reaches it. Anything else written meanwhile (Python's
+    stderr included) is written back unchanged and in order when the block ends.
+    """
+    if "tensorflow" not in sys.modules:
         yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as detour:
+        os.dup2(detour.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            detour.seek(0)
+            kept = _NATIVE_NOISE.sub(b"", detour.read())
+            if kept:
+                os.write(2, kept)
 
 
 def to_numpy(value: Any) -> np.ndarray:

@@ -61,7 +61,8 @@ def keras_globals_kept() -> Iterator[Mapping[str, int]]:
 
     saved = {name: global_state.get_global_attribute(name) for name in _KERAS_GLOBALS}
     try:
-        yield dict(saved["object_name_uids"] or {})
+        with _generator_state_kept(saved["global_seed_generator"]):
+            yield dict(saved["object_name_uids"] or {})
     finally:
         for name, value in saved.items():
             global_state.set_global_attribute(name, value)
@@ -79,11 +80,27 @@ def keras_seeds_kept() -> Iterator[None]:
 
     saved = {name: global_state.get_global_attribute(name) for name in _KERAS_GLOBALS[:2]}
     try:
-        with seed_guard():
+        with seed_guard(), _generator_state_kept(saved["global_seed_generator"]):
             yield
     finally:
         for name, value in saved.items():
             global_state.set_global_attribute(name, value)
+
+
+@contextlib.contextmanager
+def _generator_state_kept(generator: Any) -> Iterator[None]:
+    """The state of Keras's global ``SeedGenerator`` (if one exists) put back on exit.
+
+    Keras < 3.9's ``set_random_seed`` keeps the global generator and draws go on
+    advancing it; restoring the object alone would not undo those draws.
+    """
+    state: Any = getattr(generator, "state", None)
+    value = None if state is None else state.numpy()
+    try:
+        yield
+    finally:
+        if value is not None:
+            state.assign(value)
 
 
 def set_name_counters(names: Mapping[str, int]) -> None:
