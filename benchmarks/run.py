@@ -41,6 +41,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "hypothesis_50_examples_s": ("<=", 60),
     "causal_assert_over_full_pass": ("<=", 40),
     "seq2seq_assert_over_train_pass": ("<=", 10),
+    # two trainings plus a save and load: about 2x is the floor
+    "resume_assert_over_uninterrupted_fit": ("<=", 2.5),
     "plugin_import_ms": ("<=", 100),
 }
 
@@ -245,6 +247,45 @@ def bench_seq2seq(repeats: int) -> float | None:
     return t_assert / t_full
 
 
+def bench_resume(repeats: int) -> float | None:
+    """``assert_resume_equivalent`` over the uninterrupted build-and-fit it repeats."""
+    import keras
+    import numpy as np
+
+    from pytest_rnn._fit import assert_resume_equivalent
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, (256, 20, 3)).astype("float32")
+    y = x.sum(axis=1)[:, :1]
+    fit = {"batch_size": 32, "shuffle": False, "verbose": 0}
+
+    def make_model() -> Any:
+        model = keras.Sequential(
+            [keras.Input((20, 3)), keras.layers.LSTM(16), keras.layers.Dense(1)]
+        )
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    def uninterrupted() -> None:
+        keras.utils.set_random_seed(0)
+        make_model().fit(x, y, epochs=4, **fit)
+
+    def check() -> None:
+        assert_resume_equivalent(make_model, x, y, epochs=4, resume_at=2, fit_kwargs=fit)
+
+    try:
+        check()
+        uninterrupted()
+        ta, tb = [], []
+        for _ in range(repeats):  # alternately: load drift hits both
+            ta.append(once(check))
+            tb.append(once(uninterrupted))
+    except Exception as error:
+        print(f"resume: not available ({type(error).__name__}: {error})")
+        return None
+    return statistics.median(ta) / statistics.median(tb)
+
+
 HYPOTHESIS_CHILD = r"""
 import os, sys, time
 start = time.perf_counter()
@@ -435,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["naive_loop_over_stateful_assert"] = stateful["naive_loop_over_stateful_assert"]
     figures["causal_assert_over_full_pass"] = bench_causal(args.repeats)
     figures["seq2seq_assert_over_train_pass"] = bench_seq2seq(args.repeats)
+    figures["resume_assert_over_uninterrupted_fit"] = bench_resume(args.repeats)
     if not args.skip_hypothesis:
         hyp = bench_hypothesis()
         figures["hypothesis_50_examples_s"] = hyp["wall_s"]

@@ -8,8 +8,11 @@ Assertions for Keras 3 sequence models, to call inside your own tests:
   function that was trained; :func:`teacher_forcing_gap` explains the rest (seed 000).
 - :func:`assert_labels_causal`, :func:`assert_model_causal`,
   :func:`assert_windows_causal`: labels depend only on steps the model can see (seed 001).
-- :func:`assert_fit_equivalent`, :func:`assert_training_reproducible`: training
-  that can be resumed and repeated (seed 002).
+- :func:`assert_fit_equivalent`, :func:`assert_training_reproducible`,
+  :func:`assert_resume_equivalent`: training that can be split, repeated and
+  resumed from a checkpoint (seed 002).
+- :func:`assert_stream_resumable`: a stream saved and restored mid-way goes on
+  as if never interrupted.
 
 Helpers for stateful models (Keras 3 removed ``Model.reset_states``):
 :func:`reset_states`, :func:`get_states`, :func:`set_states`,
@@ -33,6 +36,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from pytest_rnn._causal import assert_windows_causal as assert_windows_causal
     from pytest_rnn._causal import dependence_map as dependence_map
     from pytest_rnn._fit import assert_fit_equivalent as assert_fit_equivalent
+    from pytest_rnn._fit import assert_resume_equivalent as assert_resume_equivalent
     from pytest_rnn._fit import assert_training_reproducible as assert_training_reproducible
     from pytest_rnn._keras import ResetStatesCallback as ResetStatesCallback
     from pytest_rnn._keras import get_states as get_states
@@ -47,6 +51,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from pytest_rnn._stateful import (
         assert_stateful_equals_batch as assert_stateful_equals_batch,
     )
+    from pytest_rnn._stateful import assert_stream_resumable as assert_stream_resumable
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
 
@@ -60,6 +65,7 @@ _LAZY = {
     "assert_windows_causal": "_causal",
     "dependence_map": "_causal",
     "assert_fit_equivalent": "_fit",
+    "assert_resume_equivalent": "_fit",
     "assert_training_reproducible": "_fit",
     "ResetStatesCallback": "_keras",
     "get_states": "_keras",
@@ -70,6 +76,7 @@ _LAZY = {
     "assert_inference_matches_training": "_seq2seq",
     "teacher_forcing_gap": "_seq2seq",
     "assert_stateful_equals_batch": "_stateful",
+    "assert_stream_resumable": "_stateful",
 }
 
 __all__ = sorted(["RNNAssertionError", *_LAZY])

@@ -120,6 +120,8 @@ class LossPicture:
         rtol: relative tolerance of the loss comparison.
         atol: absolute tolerance.
         context: what was run on what (the message's second line, by default).
+        marks: ``(epoch, label)``: a line drawn after each of those epochs
+            (where a resumed run was saved and loaded).
     """
 
     title: str
@@ -131,6 +133,7 @@ class LossPicture:
     atol: float = 0.0
     kind: str = "fit"
     context: str = ""
+    marks: Sequence[tuple[int, str]] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

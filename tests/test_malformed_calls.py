@@ -244,6 +244,16 @@ def _fit(z: Zoo, **kw: Any) -> None:
     pytest_rnn.assert_fit_equivalent(args.pop("make_model"), args.pop("x"), args.pop("y"), **args)
 
 
+def _resume(z: Zoo, **kw: Any) -> None:
+    args = {"make_model": z.make_model, "x": z.x_fit, "y": z.y_fit, **kw}
+    pytest_rnn.assert_resume_equivalent(args.pop("make_model"), args.pop("x"), args.pop("y"), **args)
+
+
+def _stream_resume(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
+    kw.setdefault("at", 2)
+    pytest_rnn.assert_stream_resumable(z.seq, z.x if x is GOOD else x, **kw)
+
+
 def _trained(z: Zoo) -> keras.Model:
     model = z.make_model()
     model.fit(z.x_fit, z.y_fit, verbose=0)
@@ -477,6 +487,68 @@ ROWS: list[Row] = [
     *_seed_rows("assert_fit_equivalent", _fit),
     Row("assert_fit_equivalent", "seed-2**32", lambda z: _fit(z, seed=2**32), "seed"),
     *_tolerance_rows("assert_fit_equivalent", _fit),
+    # ---------------------------------------------------------------- assert_resume_equivalent
+    *rows("assert_resume_equivalent", "make_model", {
+        "make_model-model": lambda z: _resume(z, make_model=z.make_model()),
+        "make_model-none": lambda z: _resume(z, make_model=None),
+        "make_model-returns-array": lambda z: _resume(z, make_model=lambda: z.x),
+        "make_model-uncompiled": lambda z: _resume(z, make_model=z.uncompiled),
+        "make_model-same-model-twice": lambda z: _resume(z, make_model=_same_model(z)),
+    }),
+    *rows("assert_resume_equivalent", r"\bx\b", {
+        "x-none": lambda z: _resume(z, x=None),
+        "x-generator": lambda z: _resume(z, x=iter(z.x_fit)),
+        "x-y-lengths-differ": lambda z: _resume(z, y=z.y_fit[:3]),
+    }),
+    *_count_rows("assert_resume_equivalent", "epochs", 2, _resume),
+    *rows("assert_resume_equivalent", "resume_at", {
+        "resume_at-zero": lambda z: _resume(z, resume_at=0),
+        "resume_at-last-epoch": lambda z: _resume(z, resume_at=2),
+        "resume_at-float": lambda z: _resume(z, resume_at=1.0),
+        "resume_at-empty": lambda z: _resume(z, epochs=3, resume_at=[]),
+        "resume_at-twice": lambda z: _resume(z, epochs=3, resume_at=[1, 1]),
+    }),
+    *rows("assert_resume_equivalent", r"\bsave\b", {
+        "save-string": lambda z: _resume(z, save="model.keras"),
+    }),
+    *rows("assert_resume_equivalent", r"\bload\b", {
+        "load-int": lambda z: _resume(z, load=3),
+        "load-returns-string": lambda z: _resume(z, load=lambda folder: "model"),
+    }),
+    *rows("assert_resume_equivalent", "fit_kwargs", {
+        "fit_kwargs-list": lambda z: _resume(z, fit_kwargs=[("batch_size", 4)]),
+        "fit_kwargs-sets-initial_epoch": lambda z: _resume(z, fit_kwargs={"initial_epoch": 1}),
+        "fit_kwargs-unknown-key": lambda z: _resume(z, fit_kwargs={"batch_sizee": 4}),
+    }),
+    *_seed_rows("assert_resume_equivalent", _resume),
+    *_tolerance_rows("assert_resume_equivalent", _resume),
+    # ---------------------------------------------------------------- assert_stream_resumable
+    *(
+        Row("assert_stream_resumable", f"model-{k}",
+            lambda z, v=v: pytest_rnn.assert_stream_resumable(v(z), z.x, at=2), r"\bmodel\b")
+        for k, v in NOT_A_MODEL.items()
+    ),
+    *_x_rows("assert_stream_resumable", _stream_resume),
+    *rows("assert_stream_resumable", r"\bat\b", {
+        "at-zero": lambda z: _stream_resume(z, at=0),
+        "at-steps": lambda z: _stream_resume(z, at=T),
+        "at-float": lambda z: _stream_resume(z, at=1.5),
+        "at-empty": lambda z: _stream_resume(z, at=[]),
+        "at-twice": lambda z: _stream_resume(z, at=[2, 2]),
+    }),
+    *rows("assert_stream_resumable", r"\bsave\b", {
+        "save-string": lambda z: _stream_resume(z, save="model.keras"),
+        "save-model": lambda z: _stream_resume(z, save=z.seq),
+    }),
+    *rows("assert_stream_resumable", r"\bload\b", {
+        "load-int": lambda z: _stream_resume(z, load=3),
+        "load-returns-none": lambda z: _stream_resume(z, load=lambda folder: None),
+    }),
+    *rows("assert_stream_resumable", "stateful_model", {
+        "stateful_model-array": lambda z: _stream_resume(z, stateful_model=z.x),
+        "stateful_model-stateless": lambda z: _stream_resume(z, stateful_model=z.seq),
+    }),
+    *_tolerance_rows("assert_stream_resumable", _stream_resume),
     # ---------------------------------------------------------------- assert_training_reproducible
     *rows("assert_training_reproducible", r"\btrain\b", {
         "train-model": lambda z: _reproducible(z, train=z.make_model()),

@@ -258,6 +258,31 @@ def _train_with(z: Zoo, *, seeded: bool) -> Callable[[], Any]:
     return train
 
 
+def _adam_factory(z: Zoo) -> Callable[[], keras.Model]:
+    def make_model() -> keras.Model:
+        model = regressor(T, F, optimizer="adam")
+        model.set_weights(z.template.get_weights())
+        return model
+
+    return make_model
+
+
+def _weights_only(z: Zoo) -> dict[str, Any]:
+    """The hand-written save_weights/load_weights pair: Adam's slots are not restored.
+
+    (With plain SGD it resumes exactly: its two variables, iteration and learning
+    rate, are all an unbuilt SGD has, so Keras loads them.)
+    """
+    make_model = _adam_factory(z)
+
+    def load(folder: Any) -> keras.Model:
+        model = make_model()
+        model.load_weights(folder / "w.weights.h5")
+        return model
+
+    return {"save": lambda m, folder: m.save_weights(folder / "w.weights.h5"), "load": load}
+
+
 def _reset_call(model: keras.Model) -> tuple[list[Any], Callable[[], Any]]:
     return [model], lambda: pytest_rnn.reset_states(model)
 
@@ -349,6 +374,24 @@ CASES = [
                 _lr_restarts)])),
         ),
         match="LearningRateScheduler"),
+    Case(
+        "assert_resume_equivalent", "model-save", "pass",
+        lambda z: ([z.template], lambda: pytest_rnn.assert_resume_equivalent(
+            fit_factory(z.template), z.x_fit, z.y_fit, fit_kwargs=_fit_kwargs()))),
+    Case(
+        "assert_resume_equivalent", "weights-only", "fail",
+        lambda z: ([z.template], lambda: pytest_rnn.assert_resume_equivalent(
+            _adam_factory(z), z.x_fit, z.y_fit, fit_kwargs=_fit_kwargs(), **_weights_only(z))),
+        match="the optimizer state was not restored"),
+    Case(
+        "assert_stream_resumable", "your-stateful-copy", "pass",
+        lambda z: ([z.good, z.copy], lambda: pytest_rnn.assert_stream_resumable(
+            z.good, z.x, at=[1, 3], stateful_model=z.copy))),
+    Case(
+        "assert_stream_resumable", "states-not-restored", "fail",
+        lambda z: ([z.good], lambda: pytest_rnn.assert_stream_resumable(
+            z.good, z.x, at=2, load=lambda f: keras.models.load_model(f / "model.keras"))),
+        match="states not restored"),
     Case(
         "assert_training_reproducible", "seeded", "pass",
         lambda z: ([z.template], lambda: pytest_rnn.assert_training_reproducible(

@@ -1,4 +1,4 @@
-"""assert_fit_equivalent and assert_training_reproducible: training that resumes and repeats.
+"""assert_fit_equivalent, assert_training_reproducible, assert_resume_equivalent: training split, repeated, resumed.
 
 Seed 002: the same stateful LSTM trained by ``fit(epochs=1)`` in a loop, with
 or without ``reset_states``, or by one ``fit(epochs=10)``, gave different
@@ -22,10 +22,12 @@ The files, each importing only those above it in this list: :mod:`.diff`
 :mod:`.runs` (the seeding session, the watch on unseeded numpy generators,
 the argument checks of a run, the fit runs); :mod:`.causes` (the likely
 causes a failure lists); :mod:`.check` (the two assertions and the loss
-picture).
+picture); :mod:`.resume` (training resumed from a checkpoint: the runs, the
+checkpoint round trip, the assertion).
 """
 
 from pytest_rnn._fit.check import assert_fit_equivalent as assert_fit_equivalent
 from pytest_rnn._fit.check import assert_training_reproducible as assert_training_reproducible
+from pytest_rnn._fit.resume import assert_resume_equivalent as assert_resume_equivalent
 
-__all__ = ["assert_fit_equivalent", "assert_training_reproducible"]
+__all__ = ["assert_fit_equivalent", "assert_resume_equivalent", "assert_training_reproducible"]

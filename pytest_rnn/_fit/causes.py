@@ -150,3 +150,164 @@ def _reproducible_causes(failed: list[tuple[int, _VarReport]], unseeded: list[st
         f"and reused; {K.backend_name()} backend: {K.DETERMINISM.get(K.backend_name(), '?')}",
     ]
     return causes
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def _callback_state_causes(callbacks: Sequence[Any]) -> list[str]:
+    """Callbacks whose state a checkpoint does not hold: it restarts in the resumed process."""
+    causes = []
+    for n, cb in enumerate(callbacks):
+        where = f"fit_kwargs['callbacks'][{n}] ({type(cb).__name__})"
+        kind, hooks = K.callback_kind(cb)
+        if kind == "patience":
+            causes.append(
+                f"{where} keeps its count of epochs without improvement and its best value in "
+                "the callback object, which no checkpoint holds: the resumed process starts "
+                "counting afresh in on_train_begin. Save its state (wait, best, and for "
+                "ReduceLROnPlateau cooldown_counter) with the checkpoint and set it back on the "
+                "new callback before fit"
+            )
+        elif kind == "other" and hooks:
+            causes.append(
+                f"{where} defines {', '.join(hooks)}: the resumed process builds it anew and "
+                "runs on_train_begin again. If it keeps state across epochs, save that state "
+                "with the checkpoint"
+            )
+    return causes
+
+
+def _resume_causes(
+    *,
+    trips: list[tuple[int, _VarReport, list[str], list[str]]],
+    rng_differs: list[str],
+    callbacks: list[str],
+    stateful: list[str],
+    fit_kwargs: Mapping[str, Any],
+    dataset: bool,
+    repeat: _VarReport | None,
+    unshuffled: bool | None,
+    unseeded: list[str],
+    seed: int,
+) -> list[str]:
+    """Likely causes of a resumed run that parts from the uninterrupted one, most specific first.
+
+    ``trips``: per checkpoint, ``(epoch, what the load lost, settings changed,
+    Keras's load warnings)``; ``rng_differs``: the SeedGenerator states that
+    end apart in the two runs; ``unshuffled``: whether both runs agree with
+    ``shuffle=False`` (None: not tried).
+    """
+    causes: list[str] = []
+    seen: set[str] = set()
+
+    def add(key: str, text: str) -> None:
+        if key not in seen:
+            seen.add(key)
+            causes.append(text)
+
+    for epoch, lost, changed, warned in trips:
+        at = f"after epoch {epoch}"
+        optimizer = [d for d in lost.diffs if d.kind == "optimizer"]
+        counts = [p for p in lost.structure if " optimizer variables " in p]
+        if optimizer or counts:
+            steps = next((d for d in optimizer if d.label.endswith("/iteration")), None)
+            what = (
+                f"its iteration count is {steps.value_b:.0f} instead of {steps.value_a:.0f}"
+                if steps is not None
+                else (counts[0].replace("one run", "the saved model").replace(
+                    "the other", "the loaded one") if counts else
+                    f"{len(optimizer)} optimizer variables differ")
+            )  # fmt: skip
+            add(
+                "optimizer",
+                f"the optimizer state was not restored (checkpoint {at}: {what}): the loaded "
+                "model trains on with a fresh optimizer (moments at zero, the step count and any "
+                "LearningRateSchedule restarted). keras.models.load_model restores it from a "
+                ".keras file; with save_weights/load_weights, build the optimizer before loading "
+                "(model.optimizer.build(model.trainable_variables)) or Keras skips its variables",
+            )
+        if any(d.kind == "weight" for d in lost.diffs) or any(
+            " weight " in p for p in lost.structure
+        ):
+            add(
+                "weights",
+                f"the loaded weights differ from the saved ones (checkpoint {at}): load(folder) "
+                "does not give back what save wrote (another file, a rebuilt or re-initialised "
+                "layer)",
+            )
+        states = [d for d in lost.diffs if d.kind == "RNN state"]
+        if states:
+            layers = sorted({d.label.split("'")[1] for d in states if "'" in d.label})
+            add(
+                "states",
+                f"the RNN states of {layers} are not in the checkpoint (after the load at epoch "
+                f"{epoch} they are not what was saved): Keras's model.save and save_weights do not "
+                "save RNN states. Save pytest_rnn.get_states(model) beside the model and call "
+                "pytest_rnn.set_states(loaded, states) after loading, or reset the states at "
+                "every epoch (pytest_rnn.ResetStatesCallback) so no epoch starts from them",
+            )
+        for change in changed:
+            add(
+                change,
+                f"the checkpoint {at} changed a setting: {change}. Save and load the whole model "
+                "(model.save / keras.models.load_model keep the dtype policy and compile "
+                "arguments), or compile the loaded model exactly as the first",
+            )
+        for text in warned:
+            add(f"warned:{text}", f"Keras warned while loading (checkpoint {at}): {text}")
+    if rng_differs and any(d.kind == "RNG state" for _, lost, _, _ in trips for d in lost.diffs):
+        add(
+            "rng",
+            f"the SeedGenerator states that Dropout and recurrent_dropout draw from end apart "
+            f"({', '.join(rng_differs[:3])}{', ...' if len(rng_differs) > 3 else ''}): Keras "
+            "keeps them in model.variables but does not save them, so a loaded model starts "
+            "them again from their seed and draws other dropout masks. Carry them: save "
+            "[v.numpy() for v in model.variables if v.name == 'seed_generator_state'] with the "
+            "checkpoint and assign them, in order, to the loaded model's",
+        )
+    causes.extend(callbacks)
+    if dataset:
+        causes.append(
+            "x is a tf.data.Dataset: if it shuffles, every pass over it draws a new order from "
+            "the dataset's own seed stream, and a resumed process starts that stream again. "
+            "Derive each epoch's order from the epoch (shuffle with seed=seed + epoch on a "
+            "dataset built per epoch), or shuffle=False in the pipeline"
+        )
+    if repeat is not None and not repeat.ok:
+        causes.append(
+            f"the uninterrupted fit does not even repeat itself under seed {seed} with op "
+            "determinism on: make_model or the data use randomness that "
+            "keras.utils.set_random_seed does not control. Check with "
+            "assert_training_reproducible"
+        )
+    elif unshuffled:
+        shuffle = fit_kwargs.get("shuffle", True)
+        given = f"shuffle={shuffle!r}" + ("" if "shuffle" in fit_kwargs else ", the default")
+        causes.append(
+            f"the shuffle order: with shuffle=False both runs agree. fit shuffles ({given}) "
+            f"and on the {K.backend_name()} backend each epoch's order is drawn from the "
+            "global random stream, which the resumed process starts again from its seed, so "
+            "its first epoch repeats an earlier epoch's order. Pass shuffle=False and order "
+            "each epoch yourself from its index (np.random.default_rng(seed + epoch))"
+        )
+    elif repeat is not None:
+        causes.append(
+            "every checkpoint gave back every variable, state and setting compared, and the "
+            "uninterrupted fit repeats itself: what differs lives outside the model (Python "
+            "state your make_model, data or callbacks keep between fit calls)"
+        )
+    causes.extend(_unseeded_lines(unseeded))
+    if stateful and "states" not in seen:
+        causes.append(
+            f"stateful layers {stateful} carry their states from epoch to epoch: compare with "
+            "a ResetStatesCallback in fit_kwargs['callbacks'] to see whether they are the "
+            "difference"
+        )
+    if fit_kwargs.get("shuffle", True) and not causes:
+        causes.append(
+            "fit shuffles (shuffle=True by default): the resumed process draws each epoch's "
+            "order from a stream started afresh by the seed; pass shuffle=False to see whether "
+            "the order is the difference"
+        )
+    return causes

@@ -274,8 +274,13 @@ def _loss_picture(
     histories: Mapping[str, Mapping[str, Sequence[float]]],
     variables: _VarReport,
     tol: Tolerance,
+    *,
+    marks: Sequence[tuple[int, str]] = (),
 ) -> LossPicture:
-    """Per-epoch loss of every run (``loss``, else the first key they share) and the differing variables."""
+    """Per-epoch loss of every run (``loss``, else the first key they share) and the differing variables.
+
+    ``marks``: ``(epoch, label)`` lines drawn after those epochs (the resume points).
+    """
     keys = [
         k for k in next(iter(histories.values()), {}) if all(k in h for h in histories.values())
     ]
@@ -290,4 +295,5 @@ def _loss_picture(
     return LossPicture(
         title, losses, key, min(parted) if parted else None,
         tuple((d.label, d.mismatch.max_abs) for d in variables.diffs), tol.rtol, tol.atol,
+        marks=tuple(marks),
     )  # fmt: skip

@@ -25,7 +25,14 @@ from pytest_rnn._core.compare import Mismatch, Tolerance, compare, format_value,
 _ROWS = 10
 _LOSS_ROWS = 20
 #: Vocabulary, not grammar: each variable kind's heading in "weights 2 of 4" (always plural).
-_PLURAL = {"weight": "weights", "optimizer": "optimizer variables", "RNN state": "RNN states"}
+_PLURAL = {
+    "weight": "weights",
+    "optimizer": "optimizer variables",
+    "RNN state": "RNN states",
+    "RNG state": "random-generator states",
+}
+#: Every kind, in snapshot order.
+_KINDS = tuple(_PLURAL)
 
 
 # --------------------------------------------------------------------------- variables
@@ -36,13 +43,18 @@ class _Var:
     """One variable of a trained model, with the key that matches it in another run."""
 
     key: str
-    kind: str  # "weight", "optimizer" or "RNN state"
+    kind: str  # "weight", "optimizer", "RNN state" or "RNG state" (a SeedGenerator's)
     label: str
     value: np.ndarray
 
 
-def _snapshot(model: Any) -> list[_Var]:
-    """Every model variable, optimizer variable and RNN state, in model order."""
+def _snapshot(model: Any, *, rng_apart: bool = False) -> list[_Var]:
+    """Every model variable, optimizer variable and RNN state, in model order.
+
+    ``rng_apart``: the states of the model's ``SeedGenerator``s get the kind
+    ``"RNG state"`` instead of ``"weight"`` (a comparison can then leave out
+    the generators training never draws from).
+    """
     layers = list(K.iter_layers(model))
     owners: dict[int, tuple[str, Any]] = {}
     for path, layer in layers:
@@ -54,7 +66,8 @@ def _snapshot(model: Any) -> list[_Var]:
         label = f"{v.path}"
         if where is not None:
             label = f"layer '{where[0]}' ({K.describe_layer(where[1])}) {v.name!r} [{v.path}]"
-        out.append(_Var(f"w:{v.path}", "weight", label, np.array(K.to_numpy(v))))
+        kind = "RNG state" if rng_apart and K.is_rng_state(v) else "weight"
+        out.append(_Var(f"w:{v.path}", kind, label, np.array(K.to_numpy(v))))
     optimizer = getattr(model, "optimizer", None)
     for v in getattr(optimizer, "variables", None) or []:
         out.append(_Var(f"o:{v.path}", "optimizer", f"optimizer {v.path}", np.array(K.to_numpy(v))))
@@ -113,6 +126,14 @@ class _VarReport:
         """Whether a variable of ``kind`` (``"weight"``, ``"optimizer"``, ``"RNN state"``) differs."""
         return any(d.kind == kind for d in self.diffs)
 
+    def without(self, kind: str) -> _VarReport:
+        """The report with the variables of ``kind`` left out (their diffs, count and problems)."""
+        return _VarReport(
+            [d for d in self.diffs if d.kind != kind],
+            {k: n for k, n in self.totals.items() if k != kind},
+            [p for p in self.structure if f" {kind} variables " not in p],
+        )
+
 
 def _pair(a: list[_Var], b: list[_Var]) -> tuple[list[tuple[_Var, _Var]], list[str]]:
     """Match variables by key; by position within a kind when the keys differ."""
@@ -121,7 +142,7 @@ def _pair(a: list[_Var], b: list[_Var]) -> tuple[list[tuple[_Var, _Var]], list[s
         return [(v, by_key[v.key]) for v in a], []
     pairs: list[tuple[_Var, _Var]] = []
     problems = []
-    for kind in ("weight", "optimizer", "RNN state"):
+    for kind in _KINDS:
         xs = [v for v in a if v.kind == kind]
         ys = [v for v in b if v.kind == kind]
         if len(xs) != len(ys):

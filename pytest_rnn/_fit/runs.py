@@ -99,8 +99,12 @@ def _watch_unseeded() -> Iterator[list[str]]:
 # --------------------------------------------------------------------------- arguments
 
 
-def _length(tree: Any, arg: str) -> int:
-    """How many samples ``tree`` (``x`` or ``y``) holds: arrays only, one length for all."""
+def _length(tree: Any, arg: str, *, datasets: bool = False) -> int:
+    """How many samples ``tree`` (``x`` or ``y``) holds: arrays only, one length for all.
+
+    ``datasets``: the assertion takes a ``tf.data.Dataset`` in place of arrays
+    (checked before), and the message for a generator says so.
+    """
     leaves = flatten(tree)
     if tree is None or not leaves:
         raise TypeError(
@@ -109,10 +113,14 @@ def _length(tree: Any, arg: str) -> int:
     lengths = set()
     for path, leaf in leaves:
         if not hasattr(leaf, "shape"):
+            taken = (
+                "so generators are not taken (a tf.data.Dataset is)"
+                if datasets
+                else "so datasets and generators are not taken"
+            )
             raise TypeError(
                 f"{arg}{path} must be an array (numpy or a tensor), got {type(leaf).__name__}: "
-                "both runs must see the same samples in the same order, so datasets and "
-                "generators are not taken"
+                f"both runs must see the same samples in the same order, {taken}"
             )
         if not leaf.shape:
             raise ValueError(f"{arg}{path} must have a sample axis, got a scalar")
@@ -122,7 +130,16 @@ def _length(tree: Any, arg: str) -> int:
     return int(lengths.pop())
 
 
-def _check_fit_kwargs(fit_kwargs: Any) -> dict[str, Any]:
+#: Why each assertion sets the reserved ``fit`` arguments itself.
+_RESERVED_WHY = {
+    "assert_fit_equivalent": "assert_fit_equivalent passes x, y and epochs itself, and the loop "
+    "it checks is plain fit(epochs=1) repeated (no initial_epoch)",
+    "assert_resume_equivalent": "assert_resume_equivalent passes x, y, epochs and "
+    "initial_epoch (the resume point) itself",
+}
+
+
+def _check_fit_kwargs(fit_kwargs: Any, assertion: str = "assert_fit_equivalent") -> dict[str, Any]:
     """``fit_kwargs`` as a new dict, checked: a mapping, none of the keys set here, callbacks a list."""
     if fit_kwargs is None:
         return {}
@@ -132,10 +149,7 @@ def _check_fit_kwargs(fit_kwargs: Any) -> dict[str, Any]:
         )
     reserved = [k for k in _RESERVED if k in fit_kwargs]
     if reserved:
-        raise ValueError(
-            f"fit_kwargs must not set {reserved}: assert_fit_equivalent passes x, y and epochs "
-            "itself, and the loop it checks is plain fit(epochs=1) repeated (no initial_epoch)"
-        )
+        raise ValueError(f"fit_kwargs must not set {reserved}: {_RESERVED_WHY[assertion]}")
     callbacks = fit_kwargs.get("callbacks")
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):
         raise TypeError(
@@ -207,10 +221,10 @@ class _Trained:
     stateful: list[str]
 
 
-def _trained(model: Any, history: dict[str, list[float]]) -> _Trained:
+def _trained(model: Any, history: dict[str, list[float]], *, rng_apart: bool = False) -> _Trained:
     """What a run leaves to compare: the snapshot, the history, the model's description."""
     return _Trained(
-        _snapshot(model),
+        _snapshot(model, rng_apart=rng_apart),
         history,
         K.describe_model(model),
         model.compute_dtype,

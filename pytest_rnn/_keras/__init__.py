@@ -9,7 +9,7 @@ functions only, so importing pytest_rnn does not pay for TensorFlow.
 Floors, each importing only those below it: :mod:`.layers` (walks,
 descriptions, model checks) at the bottom; :mod:`.backend` (compiled calls,
 gradients, guards, the trace counter); :mod:`.loops`, :mod:`.timing`,
-:mod:`.states`, :mod:`.calls`, :mod:`.switches`, :mod:`.twins`; :mod:`.guards` on top.
+:mod:`.states`, :mod:`.saving`, :mod:`.calls`, :mod:`.switches`, :mod:`.twins`; :mod:`.guards` on top.
 """
 
 from __future__ import annotations
@@ -58,6 +58,15 @@ from pytest_rnn._keras.layers import top_layers as top_layers
 from pytest_rnn._keras.layers import valid_steps as valid_steps
 from pytest_rnn._keras.loops import graph_decoder as graph_decoder
 from pytest_rnn._keras.loops import graph_stream as graph_stream
+from pytest_rnn._keras.saving import MODEL_FILE as MODEL_FILE
+from pytest_rnn._keras.saving import is_dataset as is_dataset
+from pytest_rnn._keras.saving import is_rng_state as is_rng_state
+from pytest_rnn._keras.saving import load_model as load_model
+from pytest_rnn._keras.saving import load_stream as load_stream
+from pytest_rnn._keras.saving import rounded_to as rounded_to
+from pytest_rnn._keras.saving import save_model as save_model
+from pytest_rnn._keras.saving import save_stream as save_stream
+from pytest_rnn._keras.saving import weight_values as weight_values
 from pytest_rnn._keras.states import callback_kind as callback_kind
 from pytest_rnn._keras.states import get_states as get_states
 from pytest_rnn._keras.states import reset_states as reset_states
@@ -82,6 +91,7 @@ from pytest_rnn._keras.twins import sync_weights as sync_weights
 
 __all__ = [
     "DETERMINISM",
+    "MODEL_FILE",
     "TRACES",
     "GraphNode",
     "ModelCache",
@@ -114,20 +124,27 @@ __all__ = [
     "graph_stream",
     "input_batch",
     "input_gradients",
+    "is_dataset",
     "is_graph_model",
     "is_library_file",
     "is_model",
+    "is_rng_state",
     "is_rnn",
     "iter_layers",
     "keras_globals_kept",
     "keras_module",
     "layer_outputs_model",
+    "load_model",
+    "load_stream",
     "model_inputs",
     "needs_static_time",
     "precision_guard",
     "reads_past_only",
     "reset_states",
     "rnn_layers",
+    "rounded_to",
+    "save_model",
+    "save_stream",
     "seed_guard",
     "seed_keras",
     "set_name_counters",
@@ -144,6 +161,7 @@ __all__ = [
     "top_layers",
     "untouched",
     "valid_steps",
+    "weight_values",
 ]
 
 

@@ -45,6 +45,8 @@ def _losses(p: LossPicture) -> Figure:
             ax.plot(epochs, values, color=color, ls=ls, marker=marker, lw=lw, ms=5, label=name)
         ax.set_ylabel(p.key)
         ax.set_title(f"per-epoch {p.key} of each run", fontsize=9.5)
+        for epoch, label in p.marks:  # between epoch and epoch + 1: the checkpoint
+            ax.axvline(epoch + 0.5, color="0.45", ls=":", lw=1.4, label=label)
         if p.first_epoch is not None:
             note(ax, p.first_epoch + 1, f"runs part at epoch {p.first_epoch + 1}")
         ax.legend(loc="best", fontsize=8)

@@ -24,11 +24,11 @@ from pytest_rnn._core.stream import (
     mismatch_lines,
     valid_at,
 )
-from pytest_rnn._core.validate import Batch, check_tolerances, sequences
+from pytest_rnn._core.validate import Batch, check_tolerances
 from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
 from pytest_rnn._report import recorded
 from pytest_rnn._stateful.diagnose import _cannot_stream, _Case, _diagnose
-from pytest_rnn._stateful.run import _reference, _sequence_flags, _Setup, _stream
+from pytest_rnn._stateful.run import _reference, _sequence_flags, _Setup, _stream, _stream_inputs
 
 __all__ = ["assert_stateful_equals_batch"]
 
@@ -87,14 +87,7 @@ def assert_stateful_equals_batch(
     """
     __tracebackhide__ = True
     K.check_model(model, "model")
-    inputs = sequences(
-        x,
-        finite="{name} holds NaN or inf: streamed and full outputs cannot be compared",
-        empty="{arg} has 0 {what}: there is nothing to stream",
-        not_array="{arg} must be an array (batch, steps, features...) or a list/dict of them, "
-        "got {kind}",
-    )
-    K.check_input_shapes(model, list(zip(inputs.paths, inputs.leaves)), "x")
+    inputs = _stream_inputs(model, x, "streamed and full")
     schedule = ChunkSchedule.parse(chunks, inputs.steps)
     check_tolerances(rtol, atol)
     _check_stateful_model(stateful_model, inputs, schedule)

@@ -20,7 +20,20 @@ import numpy as np
 from pytest_rnn import _keras as K
 from pytest_rnn._core import tree as _tree
 from pytest_rnn._core.stream import ChunkSchedule, stream
-from pytest_rnn._core.validate import Batch
+from pytest_rnn._core.validate import Batch, sequences
+
+
+def _stream_inputs(model: Any, x: Any, compared: str) -> Batch:
+    """``x`` checked as the sequences a stream of ``model`` takes (``compared``: the two runs)."""
+    inputs = sequences(
+        x,
+        finite=f"{{name}} holds NaN or inf: {compared} outputs cannot be compared",
+        empty="{arg} has 0 {what}: there is nothing to stream",
+        not_array="{arg} must be an array (batch, steps, features...) or a list/dict of them, "
+        "got {kind}",
+    )
+    K.check_input_shapes(model, list(zip(inputs.paths, inputs.leaves)), "x")
+    return inputs
 
 
 @dataclass

@@ -1,0 +1,383 @@
+"""``assert_resume_equivalent``: training interrupted by a checkpoint goes on as if never stopped.
+
+Two runs from the same seed: ``fit(epochs=N)`` uninterrupted, and the same
+training cut at each ``resume_at`` epoch: ``save(model, folder)``, a fresh
+start (the seed and Keras's name counters set again, as a new process sets
+them), ``load(folder)``, fresh copies of the callbacks, then
+``fit(epochs=N, initial_epoch=r)``. :func:`_round_trip` compares the model
+just before the save with the one the load returns; what the checkpoint
+lost there (optimizer slots, the iteration count, RNN states, the
+``SeedGenerator`` states Dropout draws from, the dtype policy, the
+optimizer's configuration) is the evidence the causes of
+:func:`~pytest_rnn._fit.causes._resume_causes` are read from.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_rnn import _keras as K
+from pytest_rnn._core.compare import resolve_tolerance
+from pytest_rnn._core.text import describe_kwargs, shapes
+from pytest_rnn._core.validate import check_int, check_seed, check_tolerances
+from pytest_rnn._errors import RNNAssertionError
+from pytest_rnn._fit.causes import _callback_state_causes, _resume_causes
+from pytest_rnn._fit.check import _loss_picture
+from pytest_rnn._fit.diff import (
+    _compare_history,
+    _compare_vars,
+    _format_losses,
+    _format_vars,
+    _snapshot,
+    _VarReport,
+)
+from pytest_rnn._fit.runs import (
+    _build,
+    _check_fit_kwargs,
+    _check_fit_signature,
+    _fresh_callbacks,
+    _history,
+    _length,
+    _Session,
+    _Trained,
+    _trained,
+    _watch_unseeded,
+)
+from pytest_rnn._report import recorded
+
+_DEFAULT_SAVE = f"model.save(folder / {K.MODEL_FILE!r})"
+_DEFAULT_LOAD = f"keras.models.load_model(folder / {K.MODEL_FILE!r})"
+
+
+@dataclass(frozen=True)
+class _RoundTrip:
+    """What one checkpoint kept: the model just before ``save`` against the one ``load`` gave."""
+
+    epoch: int  # resumed after this many epochs
+    lost: _VarReport  # saved model (A) against loaded model (B)
+    changed: list[str]  # settings that differ: dtype policy, optimizer configuration
+    warnings: list[warnings.WarningMessage]  # what the load warned
+
+
+@recorded
+def assert_resume_equivalent(
+    make_model: Callable[[], Any],
+    x: Any,
+    y: Any,
+    *,
+    epochs: int = 2,
+    resume_at: int | list[int] = 1,
+    save: Callable[[Any, Path], Any] | None = None,
+    load: Callable[[Path], Any] | None = None,
+    fit_kwargs: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> None:
+    """Assert that training resumed from a checkpoint equals training never interrupted.
+
+    Run A: ``make_model()`` then ``fit(x, y, epochs=epochs)``. Run B: a new
+    ``make_model()`` trained to epoch ``resume_at``, ``save(model, folder)``,
+    then as a new process would: the seed set again, ``model = load(folder)``,
+    new copies of the callbacks, ``fit(x, y, epochs=epochs,
+    initial_epoch=resume_at)`` (a list of ``resume_at`` stops at each). Both
+    runs start from ``keras.utils.set_random_seed(seed)`` with deterministic
+    ops. Compared at the end: every weight, every optimizer variable (its
+    iteration count, moments, learning rate), every stateful RNN state, and
+    the per-epoch values of every ``History`` key. The states of
+    ``SeedGenerator``s are left out of the verdict (an unused one may differ
+    harmlessly); one that training draws from shows in the weights, and the
+    message then says it was not restored.
+
+    What Keras 3's defaults keep (``model.save`` to ``model.keras``,
+    ``keras.models.load_model``): the weights, the compile arguments and the
+    whole optimizer. What they lose: RNN states (zeros after the load) and
+    the ``SeedGenerator`` states (Dropout, ``recurrent_dropout``), so a model
+    that carries states across epochs or uses dropout does not resume exactly
+    with them; the message says how to carry both.
+
+    Args:
+        make_model: function returning a fresh *compiled* model at every call.
+        x: training inputs: an array, a list/dict of arrays, or a
+            ``tf.data.Dataset`` yielding ``(x, y)`` (then ``y`` is None). A
+            dataset that shuffles draws a new order at every pass; a resumed
+            process starts that stream again (say so with a seeded shuffle).
+        y: training targets, as many samples as ``x``; None with a dataset.
+        epochs: N, the epochs of the uninterrupted run (>= 2).
+        resume_at: the epoch (1..N-1) after which run B is saved and loaded,
+            or a list of them.
+        save: ``save(model, folder)`` writes the checkpoint into ``folder`` (a
+            new empty ``pathlib.Path``, removed after). Default:
+            ``model.save(folder / "model.keras")``.
+        load: ``load(folder)`` returns the model to continue with. Default:
+            ``keras.models.load_model(folder / "model.keras")``.
+        fit_kwargs: more ``fit`` arguments (``batch_size``, ``shuffle``,
+            ``callbacks``, ``validation_data``...); not ``x``, ``y``, ``epochs``
+            or ``initial_epoch``. ``verbose`` defaults to 0.
+        seed: the seed both runs start from; None: the session's --rnn-seed (0 unless set).
+        rtol: relative tolerance; with ``atol``, both or neither. Default by
+            dtype (float32: 1.3e-6 and 1e-5; integer variables exactly).
+        atol: absolute tolerance.
+
+    Raises:
+        RNNAssertionError: the resumed run differs. The message gives the
+            first epoch whose loss differs (a per-epoch table), the first
+            variable that differs (layer and name, optimizer slots as
+            ``optimizer ...``), what each checkpoint lost between save and
+            load, and the causes with their fixes: optimizer state not
+            restored, RNN states or ``SeedGenerator`` states not in the
+            checkpoint, a callback whose state restarts (EarlyStopping,
+            ReduceLROnPlateau), the dtype policy or the optimizer's
+            configuration changed, a dataset's shuffle order.
+        TypeError, ValueError: an argument is wrong; the message names it.
+
+    Example:
+        >>> def make_model():
+        ...     model = keras.Sequential([keras.Input((20, 3)), layers.LSTM(16), layers.Dense(1)])
+        ...     model.compile(optimizer="adam", loss="mse")
+        ...     return model
+        >>> pytest_rnn.assert_resume_equivalent(make_model, x, y, epochs=3, resume_at=[1, 2],
+        ...                                     fit_kwargs={"batch_size": 32})
+    """
+    __tracebackhide__ = True
+    K.check_factory(make_model, "make_model", "builds and compiles a new model")
+    dataset = K.is_dataset(x)
+    if dataset and y is not None:
+        raise ValueError("y must be None when x is a tf.data.Dataset (it yields (x, y) pairs)")
+    if not dataset:
+        n_x, n_y = _length(x, "x", datasets=True), _length(y, "y", datasets=True)
+        if n_x != n_y:
+            raise ValueError(f"x and y must hold as many samples: x has {n_x}, y has {n_y}")
+    epochs = check_int(epochs, "epochs", 2)
+    points = _resume_points(resume_at, epochs)
+    save_fn = _callable(save, "save", "save(model, folder)", K.save_model)
+    load_fn = _callable(load, "load", "load(folder) -> model", K.load_model)
+    kwargs = _check_fit_kwargs(fit_kwargs, "assert_resume_equivalent")
+    kwargs.setdefault("verbose", 0)
+    if dataset:  # a dataset orders itself; Keras warns about its default shuffle=True
+        kwargs.setdefault("shuffle", False)
+    seed = check_seed(seed)
+    check_tolerances(rtol, atol)
+
+    built: list[Any] = []
+    with (
+        _Session(seed).active() as session,
+        _watch_unseeded() as unseeded,
+        tempfile.TemporaryDirectory(prefix="pytest-rnn-resume-") as tmp,
+    ):
+
+        def run(cut: list[int], fit: dict[str, Any] = kwargs) -> tuple[_Trained, list[_RoundTrip]]:
+            return _run(session, make_model, x, y, fit, epochs, cut, save_fn, load_fn,
+                        Path(tmp), built, rtol, atol)  # fmt: skip
+
+        single, _ = run([])
+        resumed, trips = run(points)
+        loss_tol = resolve_tolerance(rtol, atol, single.compute_dtype)
+        losses, other = _compare_history(single.history, resumed.history, loss_tol)
+        full = _compare_vars(single.variables, resumed.variables, rtol, atol)
+        variables = full.without("RNG state")
+        if not losses and not other and variables.ok:
+            for trip in trips:  # the load's warnings reach the user of a passing check too
+                for w in trip.warnings:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            return
+        callbacks = _callback_state_causes(kwargs.get("callbacks") or [])
+        repeat: _VarReport | None = None
+        unshuffled: bool | None = None
+        if not callbacks and not any(t.lost.diffs or t.lost.structure or t.changed for t in trips):
+            # Only an unexplained failure pays for more runs: the uninterrupted one again,
+            # and where fit shuffles arrays, both runs without shuffling.
+            again, _ = run([])
+            repeat = _compare_vars(single.variables, again.variables, rtol, atol)
+            if kwargs.get("shuffle", True) and not dataset:
+                plain = {**kwargs, "shuffle": False}
+                a, b = run([], plain)[0], run(points, plain)[0]
+                plain_report = _compare_vars(a.variables, b.variables, rtol, atol)
+                unshuffled = plain_report.without("RNG state").ok
+    name_a, name_b = f"fit(epochs={epochs})", "resumed"
+    at = ", ".join(str(p) for p in points)
+    causes = _resume_causes(
+        trips=[(t.epoch, t.lost, t.changed, _said(t.warnings)) for t in trips],
+        rng_differs=[d.label for d in full.diffs if d.kind == "RNG state"],
+        callbacks=callbacks,
+        stateful=single.stateful,
+        fit_kwargs=kwargs,
+        dataset=dataset,
+        repeat=repeat,
+        unshuffled=unshuffled,
+        unseeded=list(unseeded),
+        seed=seed,
+    )
+    lines = [
+        f"Training resumed from a checkpoint after epoch {at} differs from one "
+        f"uninterrupted {name_a}.",
+        f"  model {single.description}; x {_data_shapes(x)}, y {shapes(y)}; "
+        f"fit_kwargs {describe_kwargs(kwargs)}; seed {seed}",
+        f"  checkpoint: save {_name(save, _DEFAULT_SAVE)}, load {_name(load, _DEFAULT_LOAD)}",
+        *_format_losses(losses, other, name_a, name_b, loss_tol),
+        *_format_vars(variables, name_a, name_b),
+        *(line for trip in trips for line in _trip_lines(trip)),
+        "  likely causes:",
+        *(f"    - {c}" for c in causes),
+    ]
+    picture = _loss_picture(
+        lines[0], {name_a: single.history, name_b: resumed.history}, variables, loss_tol,
+        marks=[(p, f"resumed after epoch {p}") for p in points],
+    )  # fmt: skip
+    raise RNNAssertionError("\n".join(lines), picture=picture)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _resume_points(resume_at: Any, epochs: int) -> list[int]:
+    """``resume_at`` as a sorted list of distinct epochs in ``1..epochs-1``."""
+    many = isinstance(resume_at, (list, tuple))
+    values = list(resume_at) if many else [resume_at]
+    if many and not values:
+        raise ValueError("resume_at must name at least one epoch, got an empty list")
+    points = [check_int(v, "resume_at", 1) for v in values]
+    late = [p for p in points if p >= epochs]
+    if late:
+        raise ValueError(
+            f"resume_at must lie in 1..{epochs - 1} (before the last of epochs={epochs}), "
+            f"got {late[0]}"
+        )
+    if len(set(points)) != len(points):
+        raise ValueError(f"resume_at names an epoch twice: {values}")
+    return sorted(points)
+
+
+def _callable(fn: Any, arg: str, form: str, default: Callable[..., Any]) -> Callable[..., Any]:
+    if fn is None:
+        return default
+    if not callable(fn):
+        raise TypeError(f"{arg} must be a function {form}, got {type(fn).__name__}")
+    return fn
+
+
+def _name(fn: Any, default: str) -> str:
+    return default if fn is None else getattr(fn, "__qualname__", type(fn).__name__)
+
+
+def _data_shapes(x: Any) -> str:
+    return f"tf.data.Dataset {getattr(x, 'element_spec', '')}" if K.is_dataset(x) else shapes(x)
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+def _run(
+    session: _Session,
+    make_model: Any,
+    x: Any,
+    y: Any,
+    kwargs: dict[str, Any],
+    epochs: int,
+    cut: list[int],
+    save: Callable[..., Any],
+    load: Callable[..., Any],
+    tmp: Path,
+    earlier: list[Any],
+    rtol: float | None,
+    atol: float | None,
+) -> tuple[_Trained, list[_RoundTrip]]:
+    """One run from the seed: ``fit`` to each epoch of ``cut``, a checkpoint round trip, go on."""
+    session.begin_run()
+    model = _build(make_model, "make_model", earlier)
+    earlier.append(model)
+    _check_fit_signature(model, kwargs)
+    history: dict[str, list[float]] = {}
+    trips = []
+    start = 0
+    for end in [*cut, epochs]:
+        if start:
+            model, trip = _round_trip(session, model, start, save, load, tmp, rtol, atol)
+            trips.append(trip)
+        callbacks = _fresh_callbacks(kwargs.get("callbacks") or [])
+        fit = {**kwargs, "epochs": end, "initial_epoch": start, "callbacks": callbacks}
+        for key, values in _history(model.fit(x, y, **fit).history).items():
+            history.setdefault(key, []).extend(values)
+        start = end
+    return _trained(model, history, rng_apart=True), trips
+
+
+def _round_trip(
+    session: _Session,
+    model: Any,
+    epoch: int,
+    save: Callable[..., Any],
+    load: Callable[..., Any],
+    tmp: Path,
+    rtol: float | None,
+    atol: float | None,
+) -> tuple[Any, _RoundTrip]:
+    """Save ``model``, start afresh as a new process would, load it: the loaded model and what it lost."""
+    folder = Path(tempfile.mkdtemp(prefix=f"after-epoch-{epoch}-", dir=tmp))
+    before, settings = _snapshot(model, rng_apart=True), _settings(model)
+    save(model, folder)
+    session.begin_run()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load(folder)
+    if not K.is_model(loaded):
+        raise TypeError(f"load(folder) must return a Keras model, got {type(loaded).__name__}")
+    if loaded is model:
+        raise ValueError(
+            "load(folder) returned the model it was saved from: it must build or load a new "
+            "one from the folder, as a resumed process does"
+        )
+    if not getattr(loaded, "compiled", False) or getattr(loaded, "optimizer", None) is None:
+        raise ValueError(
+            f"load(folder) returned the uncompiled model {loaded.name!r}: a resumed fit needs "
+            "the loss and optimizer (keras.models.load_model keeps them; compile after "
+            "load_weights)"
+        )
+    lost = _compare_vars(before, _snapshot(loaded, rng_apart=True), rtol, atol)
+    after = _settings(loaded)
+    changed = [
+        f"{k}: {settings[k]} -> {after.get(k)}" for k in settings if settings[k] != after.get(k)
+    ]
+    return loaded, _RoundTrip(epoch, lost, changed, list(caught))
+
+
+def _settings(model: Any) -> dict[str, str]:
+    """What a checkpoint must keep besides variables: the dtype policy, the optimizer's configuration."""
+    policy = getattr(model, "dtype_policy", None)
+    out = {"dtype policy": str(getattr(policy, "name", policy))}
+    optimizer = model.optimizer
+    out["optimizer"] = type(optimizer).__name__
+    try:
+        config = optimizer.get_config()
+    except Exception:  # pragma: no cover - an optimizer without a config
+        config = {}
+    for key, value in config.items():
+        if key != "name":  # floats at float32 precision: 0.01, not 0.009999999776482582
+            out[f"optimizer {key}"] = f"{value:.7g}" if isinstance(value, float) else repr(value)
+    return out
+
+
+def _trip_lines(trip: _RoundTrip) -> list[str]:
+    """What the checkpoint after one epoch lost, in the message."""
+    head = f"  checkpoint after epoch {trip.epoch}"
+    report = trip.lost
+    if report.ok and not trip.changed:
+        return [
+            f"{head}: the loaded model equals the saved one (every variable, RNN state, setting)"
+        ]
+    lines = [f"{head}: the loaded model differs from the saved one"]
+    lines += ["  " + line for line in _format_vars(report, "saved", "loaded")]
+    lines += [f"    {c}" for c in trip.changed]
+    lines += [f"    Keras warned while loading: {w}" for w in _said(trip.warnings)]
+    return lines
+
+
+def _said(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The load's warnings worth a line of the message (deprecations are not)."""
+    quiet = (DeprecationWarning, PendingDeprecationWarning)
+    return [str(w.message).strip() for w in caught if not issubclass(w.category, quiet)]
