@@ -319,6 +319,16 @@ def test_malformed_calls_name_the_argument(
     assert words in str(info.value)
 
 
+def test_training_that_stops_before_the_resume_point_is_refused(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    stop = keras.callbacks.EarlyStopping(monitor="loss", patience=1, min_delta=10)
+    with pytest.raises(ValueError, match=r"training stopped after epoch 2 .* before resume_at=3"):
+        pytest_rnn.assert_resume_equivalent(
+            make(), *data, epochs=4, resume_at=3, fit_kwargs={**FIT, "callbacks": [stop]}
+        )
+
+
 def test_a_load_must_give_a_new_compiled_model(data: tuple[np.ndarray, np.ndarray]) -> None:
     kept: list[keras.Model] = []
 

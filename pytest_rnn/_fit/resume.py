@@ -1,14 +1,16 @@
 """``assert_resume_equivalent``: training interrupted by a checkpoint goes on as if never stopped.
 
-Two runs from the same seed: ``fit(epochs=N)`` uninterrupted, and the same
-training cut at each ``resume_at`` epoch: ``save(model, folder)``, a fresh
-start (the seed and Keras's name counters set again, as a new process sets
-them), ``load(folder)``, fresh copies of the callbacks, then
-``fit(epochs=N, initial_epoch=r)``. :func:`_round_trip` compares the model
-just before the save with the one the load returns; what the checkpoint
-lost there (optimizer slots, the iteration count, RNN states, the
-``SeedGenerator`` states Dropout draws from, the dtype policy, the
-optimizer's configuration) is the evidence the causes of
+The uninterrupted ``fit(epochs=N)`` writes a checkpoint at the end of the
+first ``resume_at`` epoch, from a callback placed after the user's (where
+``ModelCheckpoint`` writes), and trains on. The resumed run starts from that
+checkpoint as a new process would (the seed and Keras's name counters set
+again, ``load(folder)``, fresh copies of the callbacks) and fits on with
+``initial_epoch=r``, writing the next checkpoint the same way. So the two
+runs share their first epochs, and cost ``N + (N - r)`` epochs, not ``2N``.
+:func:`_round_trip` compares the model just before the save with the one the
+load returns; what the checkpoint lost there (optimizer slots, the iteration
+count, RNN states, the ``SeedGenerator`` states Dropout draws from, the dtype
+policy, the optimizer's configuration) is the evidence the causes of
 :func:`~pytest_rnn._fit.causes._resume_causes` are read from.
 """
 
@@ -34,6 +36,7 @@ from pytest_rnn._fit.diff import (
     _format_losses,
     _format_vars,
     _snapshot,
+    _Var,
     _VarReport,
 )
 from pytest_rnn._fit.runs import (
@@ -81,13 +84,15 @@ def assert_resume_equivalent(
 ) -> None:
     """Assert that training resumed from a checkpoint equals training never interrupted.
 
-    Run A: ``make_model()`` then ``fit(x, y, epochs=epochs)``. Run B: a new
-    ``make_model()`` trained to epoch ``resume_at``, ``save(model, folder)``,
-    then as a new process would: the seed set again, ``model = load(folder)``,
-    new copies of the callbacks, ``fit(x, y, epochs=epochs,
-    initial_epoch=resume_at)`` (a list of ``resume_at`` stops at each). Both
-    runs start from ``keras.utils.set_random_seed(seed)`` with deterministic
-    ops. Compared at the end: every weight, every optimizer variable (its
+    Run A: ``make_model()`` then ``fit(x, y, epochs=epochs)``, which calls
+    ``save(model, folder)`` at the end of epoch ``resume_at`` (from a callback
+    after yours, where ``ModelCheckpoint`` writes) and trains on. Run B goes on
+    from that checkpoint as a new process would: the seed set again, ``model =
+    load(folder)``, new copies of the callbacks, ``fit(x, y, epochs=epochs,
+    initial_epoch=resume_at)`` (a list of ``resume_at`` stops at each: run B
+    saves and loads again there). Both start from
+    ``keras.utils.set_random_seed(seed)`` with deterministic ops. Compared at
+    the end: every weight, every optimizer variable (its
     iteration count, moments, learning rate), every stateful RNN state, and
     the per-epoch values of every ``History`` key. The states of
     ``SeedGenerator``s are left out of the verdict (an unused one may differ
@@ -171,12 +176,15 @@ def assert_resume_equivalent(
         tempfile.TemporaryDirectory(prefix="pytest-rnn-resume-") as tmp,
     ):
 
-        def run(cut: list[int], fit: dict[str, Any] = kwargs) -> tuple[_Trained, list[_RoundTrip]]:
-            return _run(session, make_model, x, y, fit, epochs, cut, save_fn, load_fn,
-                        Path(tmp), built, rtol, atol)  # fmt: skip
+        def runs(
+            cut: list[int], fit: dict[str, Any] = kwargs
+        ) -> tuple[_Trained, _Trained | None, list[_RoundTrip]]:
+            return _runs(session, make_model, x, y, fit, epochs, cut, save_fn, load_fn,
+                         Path(tmp), built, rtol, atol)  # fmt: skip
 
-        single, _ = run([])
-        resumed, trips = run(points)
+        single, resumed_or_none, trips = runs(points)
+        assert resumed_or_none is not None
+        resumed = resumed_or_none
         loss_tol = resolve_tolerance(rtol, atol, single.compute_dtype)
         losses, other = _compare_history(single.history, resumed.history, loss_tol)
         full = _compare_vars(single.variables, resumed.variables, rtol, atol)
@@ -188,19 +196,23 @@ def assert_resume_equivalent(
             return
         callbacks = _callback_state_causes(kwargs.get("callbacks") or [])
         repeat: _VarReport | None = None
-        unshuffled: bool | None = None
+        unshuffled_ok: bool | None = None
         if not callbacks and not any(t.lost.diffs or t.lost.structure or t.changed for t in trips):
             # Only an unexplained failure pays for more runs: the uninterrupted one again,
             # and where fit shuffles arrays, both runs without shuffling.
-            again, _ = run([])
+            again = runs([])[0]
             repeat = _compare_vars(single.variables, again.variables, rtol, atol)
             if kwargs.get("shuffle", True) and not dataset:
-                plain = {**kwargs, "shuffle": False}
-                a, b = run([], plain)[0], run(points, plain)[0]
-                plain_report = _compare_vars(a.variables, b.variables, rtol, atol)
-                unshuffled = plain_report.without("RNG state").ok
+                a, b, _ = runs(points, {**kwargs, "shuffle": False})
+                assert b is not None
+                unshuffled = _compare_vars(a.variables, b.variables, rtol, atol)
+                unshuffled_ok = unshuffled.without("RNG state").ok
     name_a, name_b = f"fit(epochs={epochs})", "resumed"
-    at = ", ".join(str(p) for p in points)
+    at = (
+        f"epoch {points[0]}"
+        if len(points) == 1
+        else (f"epochs {', '.join(str(p) for p in points[:-1])} and {points[-1]}")
+    )
     causes = _resume_causes(
         trips=[(t.epoch, t.lost, t.changed, _said(t.warnings)) for t in trips],
         rng_differs=[d.label for d in full.diffs if d.kind == "RNG state"],
@@ -209,13 +221,12 @@ def assert_resume_equivalent(
         fit_kwargs=kwargs,
         dataset=dataset,
         repeat=repeat,
-        unshuffled=unshuffled,
+        unshuffled=unshuffled_ok,
         unseeded=list(unseeded),
         seed=seed,
     )
     lines = [
-        f"Training resumed from a checkpoint after epoch {at} differs from one "
-        f"uninterrupted {name_a}.",
+        f"Training resumed from a checkpoint after {at} differs from one uninterrupted {name_a}.",
         f"  model {single.description}; x {_data_shapes(x)}, y {shapes(y)}; "
         f"fit_kwargs {describe_kwargs(kwargs)}; seed {seed}",
         f"  checkpoint: save {_name(save, _DEFAULT_SAVE)}, load {_name(load, _DEFAULT_LOAD)}",
@@ -272,7 +283,18 @@ def _data_shapes(x: Any) -> str:
 # --------------------------------------------------------------------------- the runs
 
 
-def _run(
+@dataclass
+class _Checkpoint:
+    """A checkpoint written at the end of an epoch: its folder and the model as it was saved."""
+
+    epoch: int
+    folder: Path
+    saved: Any  # the model save was given (it may train on after the save)
+    before: list[_Var]
+    settings: dict[str, str]
+
+
+def _runs(
     session: _Session,
     make_model: Any,
     x: Any,
@@ -286,48 +308,71 @@ def _run(
     earlier: list[Any],
     rtol: float | None,
     atol: float | None,
-) -> tuple[_Trained, list[_RoundTrip]]:
-    """One run from the seed: ``fit`` to each epoch of ``cut``, a checkpoint round trip, go on."""
+) -> tuple[_Trained, _Trained | None, list[_RoundTrip]]:
+    """The uninterrupted run, and (with a ``cut``) the run resumed at each epoch of it.
+
+    The uninterrupted ``fit(epochs)`` writes the first checkpoint itself, at the
+    end of epoch ``cut[0]`` (after the user's callbacks, as ModelCheckpoint
+    does), so the resumed run shares its first epochs instead of training them
+    again. The resumed run loads it as a new process would and fits on, writing
+    the next checkpoint the same way at the end of its last epoch.
+    """
     session.begin_run()
     model = _build(make_model, "make_model", earlier)
     earlier.append(model)
     _check_fit_signature(model, kwargs)
-    history: dict[str, list[float]] = {}
-    trips = []
-    start = 0
-    for end in [*cut, epochs]:
-        if start:
-            model, trip = _round_trip(session, model, start, save, load, tmp, rtol, atol)
-            trips.append(trip)
+    written: list[_Checkpoint] = []
+
+    def fit(model: Any, start: int, end: int, checkpoint: int | None) -> dict[str, list[float]]:
         callbacks = _fresh_callbacks(kwargs.get("callbacks") or [])
-        fit = {**kwargs, "epochs": end, "initial_epoch": start, "callbacks": callbacks}
-        for key, values in _history(model.fit(x, y, **fit).history).items():
-            history.setdefault(key, []).extend(values)
-        start = end
-    return _trained(model, history, rng_apart=True), trips
+        if checkpoint is not None:
+            callbacks.append(K.epoch_end_hook(checkpoint, write))
+        run = {**kwargs, "epochs": end, "initial_epoch": start, "callbacks": callbacks}
+        return _history(model.fit(x, y, **run).history)
+
+    def write(model: Any, epoch: int) -> None:
+        folder = Path(tempfile.mkdtemp(prefix=f"after-epoch-{epoch}-", dir=tmp))
+        before, settings = _snapshot(model, rng_apart=True), _settings(model)
+        save(model, folder)
+        written.append(_Checkpoint(epoch, folder, model, before, settings))
+
+    history = fit(model, 0, epochs, cut[0] if cut else None)
+    single = _trained(model, history, rng_apart=True)
+    if not cut:
+        return single, None, []
+    resumed = {k: v[: cut[0]] for k, v in history.items()}
+    trips = []
+    for n, start in enumerate(cut):
+        if not written or written[-1].epoch != start:
+            stopped = len(next(iter(resumed.values()), []))
+            raise ValueError(
+                f"training stopped after epoch {stopped} (a callback set stop_training) before "
+                f"resume_at={start}: there is no checkpoint to resume from; resume earlier"
+            )
+        model, trip = _round_trip(session, written[-1], load, rtol, atol)
+        trips.append(trip)
+        end = cut[n + 1] if n + 1 < len(cut) else epochs
+        more = fit(model, start, end, end if end < epochs else None)
+        for key, values in more.items():
+            resumed.setdefault(key, []).extend(values)
+    return single, _trained(model, resumed, rng_apart=True), trips
 
 
 def _round_trip(
     session: _Session,
-    model: Any,
-    epoch: int,
-    save: Callable[..., Any],
+    checkpoint: _Checkpoint,
     load: Callable[..., Any],
-    tmp: Path,
     rtol: float | None,
     atol: float | None,
 ) -> tuple[Any, _RoundTrip]:
-    """Save ``model``, start afresh as a new process would, load it: the loaded model and what it lost."""
-    folder = Path(tempfile.mkdtemp(prefix=f"after-epoch-{epoch}-", dir=tmp))
-    before, settings = _snapshot(model, rng_apart=True), _settings(model)
-    save(model, folder)
+    """Start afresh as a new process would and load ``checkpoint``: the loaded model, what it lost."""
     session.begin_run()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loaded = load(folder)
+        loaded = load(checkpoint.folder)
     if not K.is_model(loaded):
         raise TypeError(f"load(folder) must return a Keras model, got {type(loaded).__name__}")
-    if loaded is model:
+    if loaded is checkpoint.saved:
         raise ValueError(
             "load(folder) returned the model it was saved from: it must build or load a new "
             "one from the folder, as a resumed process does"
@@ -338,7 +383,8 @@ def _round_trip(
             "the loss and optimizer (keras.models.load_model keeps them; compile after "
             "load_weights)"
         )
-    lost = _compare_vars(before, _snapshot(loaded, rng_apart=True), rtol, atol)
+    settings, epoch = checkpoint.settings, checkpoint.epoch
+    lost = _compare_vars(checkpoint.before, _snapshot(loaded, rng_apart=True), rtol, atol)
     after = _settings(loaded)
     changed = [
         f"{k}: {settings[k]} -> {after.get(k)}" for k in settings if settings[k] != after.get(k)

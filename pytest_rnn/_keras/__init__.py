@@ -59,6 +59,7 @@ from pytest_rnn._keras.layers import valid_steps as valid_steps
 from pytest_rnn._keras.loops import graph_decoder as graph_decoder
 from pytest_rnn._keras.loops import graph_stream as graph_stream
 from pytest_rnn._keras.saving import MODEL_FILE as MODEL_FILE
+from pytest_rnn._keras.saving import epoch_end_hook as epoch_end_hook
 from pytest_rnn._keras.saving import is_dataset as is_dataset
 from pytest_rnn._keras.saving import is_rng_state as is_rng_state
 from pytest_rnn._keras.saving import load_model as load_model
@@ -113,6 +114,7 @@ __all__ = [
     "describe_model",
     "determinism_guard",
     "eager_call",
+    "epoch_end_hook",
     "every_step_copy",
     "fixed_batch",
     "fixed_steps",

@@ -15,6 +15,7 @@ apart, so a comparison can leave out what training never draws from.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from pytest_rnn._keras.states import get_states, set_states
 __all__ = [
     "MODEL_FILE",
     "STATES_FILE",
+    "epoch_end_hook",
     "is_dataset",
     "is_rng_state",
     "load_model",
@@ -115,3 +117,20 @@ def rounded_to(values: np.ndarray, dtype: str) -> np.ndarray:
 
     target = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
     return np.asarray(values).astype(target).astype(np.float64)
+
+
+def epoch_end_hook(epoch: int, hook: Callable[[Any, int], None]) -> Any:
+    """A Keras callback calling ``hook(model, epoch)`` at the end of (1-based) ``epoch``.
+
+    Where ``ModelCheckpoint`` writes: after the epoch's training and validation,
+    with the model's variables up to date on every backend (the JAX trainer
+    syncs them before ``on_epoch_end``).
+    """
+    keras = keras_module()
+
+    class _AtEpochEnd(keras.callbacks.Callback):  # type: ignore[name-defined]
+        def on_epoch_end(self, index: int, logs: Any = None) -> None:
+            if index + 1 == epoch:
+                hook(self.model, epoch)
+
+    return _AtEpochEnd()
