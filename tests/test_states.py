@@ -430,3 +430,46 @@ def test_reset_callback_is_a_keras_callback_from_the_package() -> None:
     cls = pytest_rnn.ResetStatesCallback
     assert issubclass(cls, keras.callbacks.Callback)
     assert cls is pytest_rnn._keras.ResetStatesCallback  # built once, cached
+
+
+# --------------------------------------------------------------------------- stacked cells
+
+
+def stacked_cells(kind: str, *, stateful: bool) -> keras.Model:
+    """``RNN([Cell(5), Cell(3)])``: one RNN layer whose states are a list per cell."""
+    cell = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell,
+            "simple": keras.layers.SimpleRNNCell}[kind]  # fmt: skip
+    inputs = keras.Input(batch_shape=(B, None, F)) if stateful else keras.Input((None, F))
+    rnn = keras.layers.RNN([cell(5), cell(3)], stateful=stateful, return_sequences=True)
+    return keras.Model(inputs, keras.layers.Dense(2)(rnn(inputs)), name=f"stacked_{kind}")
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple"])
+def test_stacked_cells_reset_get_and_set(kind: str, x: np.ndarray) -> None:
+    # Keras 3.15's own RNN.reset_state raises AttributeError ('ListWrapper' object
+    # has no attribute 'assign') on stacked cells; the helpers assign each state.
+    model = stacked_cells(kind, stateful=True)
+    model(x)
+    states = get_states(model)
+    (path,) = states
+    n = {"lstm": 4, "gru": 2, "simple": 2}[kind]  # two cells, each with its states
+    assert len(states[path]) == n and any(np.any(s) for s in states[path])
+    reset_states(model)
+    assert not any(np.any(s) for s in get_states(model)[path])
+    set_states(model, states)
+    for got, want in zip(get_states(model)[path], states[path]):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_stacked_cells_stream_like_the_batch_model(kind: str, x: np.ndarray) -> None:
+    pytest_rnn.assert_stateful_equals_batch(stacked_cells(kind, stateful=False), x, chunks=[2, 1, 2])
+
+
+def test_a_stacked_cells_copy_without_weights_is_caught(x: np.ndarray) -> None:
+    model = stacked_cells("lstm", stateful=False)
+    copy = stacked_cells("lstm", stateful=True)  # same architecture, its own weights
+    with pytest.raises(pytest_rnn.RNNAssertionError, match="Streamed output differs"):
+        pytest_rnn.assert_stateful_equals_batch(model, x, stateful_model=copy)

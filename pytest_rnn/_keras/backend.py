@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import flatten, map_structure
-from pytest_rnn._keras.layers import needs_static_time, stateful_layers
+from pytest_rnn._keras.layers import needs_static_time, state_variables, stateful_layers
 
 __all__ = [
     "TRACES",
@@ -258,7 +258,7 @@ def _jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
     every: list[Any] = []
     for v in [
         *model.variables,
-        *(s for _, lyr in stateful_layers(model) for s in (lyr.states or [])),
+        *(s for _, lyr in stateful_layers(model) for s in (state_variables(lyr) or [])),
     ]:
         if id(v) not in seen:
             seen.add(id(v))

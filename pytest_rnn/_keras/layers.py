@@ -137,6 +137,40 @@ def stateful_layers(model: Any) -> list[tuple[str, Any]]:
     return [(p, lyr) for p, lyr in rnn_layers(model) if lyr.stateful]
 
 
+def state_variables(layer: Any) -> list[Any] | None:
+    """A stateful RNN layer's state variables, flat: stacked cells' nested lists unrolled.
+
+    ``None`` while the layer has not created them (it never ran).
+    """
+    states = layer.states
+    if states is None:
+        return None
+    flat: list[Any] = []
+    pending = [states]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, (list, tuple)) or type(item).__name__ == "ListWrapper":
+            pending[:0] = list(item)
+        elif item is not None:
+            flat.append(item)
+    return flat
+
+
+def reset_layer_states(layer: Any) -> None:
+    """Zeros into a stateful RNN layer's states, eagerly or inside a traced function.
+
+    Assigned one by one: Keras 3.15's ``RNN.reset_state`` fails on stacked cells
+    (``RNN([LSTMCell(5), LSTMCell(3)])``: its states are a list of lists).
+    """
+    variables = state_variables(layer)
+    if variables is None:
+        layer.reset_state()  # not created yet: Keras creates them at zero
+        return
+    ops = keras_module().ops
+    for var in variables:
+        var.assign(ops.zeros(tuple(var.shape), dtype=var.dtype))
+
+
 # --------------------------------------------------------------------------- descriptions
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from pytest_rnn._core.tree import as_list, flatten, map_structure
 from pytest_rnn._keras.backend import TRACES, name
-from pytest_rnn._keras.layers import stateful_layers
+from pytest_rnn._keras.layers import reset_layer_states, stateful_layers
 
 __all__ = ["graph_decoder", "graph_stream"]
 
@@ -53,7 +53,7 @@ def graph_stream(
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
         for _, layer in stateful_layers(m):  # reset_states, in the graph
-            layer.reset_state()
+            reset_layer_states(layer)
 
         def feed(i: Any) -> list[Any]:
             chunk = map_structure(lambda a: a[:, starts[i] : ends[i]], xs)

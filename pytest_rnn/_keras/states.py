@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._keras.backend import to_numpy
-from pytest_rnn._keras.layers import check_model, keras_module, stateful_layers
+from pytest_rnn._keras.layers import (
+    check_model,
+    keras_module,
+    reset_layer_states,
+    state_variables,
+    stateful_layers,
+)
 
 # and ResetStatesCallback, built on first access (module __getattr__)
 __all__ = ["callback_kind", "get_states", "reset_states", "set_states"]
@@ -27,7 +33,7 @@ def reset_states(model: Any) -> None:
     """
     check_model(model, "model")
     for _, layer in stateful_layers(model):
-        layer.reset_state()
+        reset_layer_states(layer)
 
 
 def get_states(model: Any) -> dict[str, list[np.ndarray]]:
@@ -37,11 +43,12 @@ def get_states(model: Any) -> dict[str, list[np.ndarray]]:
     out. The result can be given back to :func:`set_states`.
     """
     check_model(model, "model")
-    return {
-        path: [np.array(to_numpy(v)) for v in layer.states]
-        for path, layer in stateful_layers(model)
-        if layer.states is not None
-    }
+    out = {}
+    for path, layer in stateful_layers(model):
+        variables = state_variables(layer)
+        if variables is not None:
+            out[path] = [np.array(to_numpy(v)) for v in variables]
+    return out
 
 
 def set_states(model: Any, states: dict[str, list[np.ndarray]]) -> None:
@@ -54,7 +61,11 @@ def set_states(model: Any, states: dict[str, list[np.ndarray]]) -> None:
     check_model(model, "model")
     if not isinstance(states, dict):
         raise TypeError(f"states must be a dict from get_states(), got {type(states).__name__}")
-    layers = {p: lyr for p, lyr in stateful_layers(model) if lyr.states is not None}
+    layers = {
+        p: variables
+        for p, lyr in stateful_layers(model)
+        if (variables := state_variables(lyr)) is not None
+    }
     unknown = sorted(set(states) - set(layers))
     if unknown:
         raise ValueError(
@@ -63,7 +74,7 @@ def set_states(model: Any, states: dict[str, list[np.ndarray]]) -> None:
         )
     # Check every entry before the first assignment: all or nothing.
     for path, values in states.items():
-        variables = layers[path].states
+        variables = layers[path]
         if len(values) != len(variables):
             raise ValueError(
                 f"states[{path!r}] has {len(values)} arrays, the layer has {len(variables)}"
@@ -75,7 +86,7 @@ def set_states(model: Any, states: dict[str, list[np.ndarray]]) -> None:
                     f"has {tuple(var.shape)}"
                 )
     for path, values in states.items():
-        for var, value in zip(layers[path].states, values):
+        for var, value in zip(layers[path], values):
             var.assign(np.asarray(value, dtype=var.dtype))
 
 
