@@ -691,3 +691,82 @@ def test_pytest_run_shows_the_message(pytester: pytest.Pytester) -> None:
     folder = "pytest_rnn/_seq2seq/"  # where the assertion's frames live: not a vacuous check
     assert folder in step_hint.__code__.co_filename.replace("\\", "/")
     assert folder not in result.stdout.str()  # __tracebackhide__: the user's line only
+
+
+# --------------------------------------------------------------------------- one-hot feedback
+
+
+def onehot_tutorial(
+    *, bug: str | None = None
+) -> tuple[keras.Model, tuple[keras.Model, keras.Model]]:
+    """keras-io's character-level lstm_seq2seq, small: one-hot characters in and fed back.
+
+    ``bug="fresh-states"``: the decoder step model ignores the states it is given.
+    """
+    v_in, v_out, latent = 5, 6, 8
+    enc_in = keras.Input((None, v_in))
+    _, h, c = keras.layers.LSTM(latent, return_state=True)(enc_in)
+    dec_in = keras.Input((None, v_out))
+    dec_lstm = keras.layers.LSTM(latent, return_sequences=True, return_state=True)
+    dense = keras.layers.Dense(v_out, activation="softmax")
+    seq, _, _ = dec_lstm(dec_in, initial_state=[h, c])
+    train = keras.Model([enc_in, dec_in], dense(seq), name="chars")
+    encoder = keras.Model(enc_in, [h, c])
+    step_in, h_in, c_in = keras.Input((1, v_out)), keras.Input((latent,)), keras.Input((latent,))
+    given = [h_in, c_in] if bug is None else None
+    out, h2, c2 = dec_lstm(step_in, initial_state=given)
+    step = keras.Model([step_in, h_in, c_in], [dense(out), h2, c2])
+    return train, (encoder, step)
+
+
+def onehot_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    enc = np.eye(5, dtype="float32")[rng.integers(0, 5, (3, 6))]
+    dec = np.eye(6, dtype="float32")[rng.integers(0, 6, (3, 4))]
+    dec[:, 0] = np.eye(6, dtype="float32")[0]  # the start character, as training was fed
+    return enc, dec, dec[:, 0]
+
+
+def test_onehot_feedback_checks_the_character_level_tutorial() -> None:
+    train, pair = onehot_tutorial()
+    enc, dec, start = onehot_data()
+    assert_inference_matches_training(
+        train, pair, enc, decoder_inputs=dec, start=start, feedback="onehot"
+    )
+
+
+def test_onehot_feedback_catches_a_decoder_that_drops_its_states() -> None:
+    train, pair = onehot_tutorial(bug="fresh-states")
+    enc, dec, start = onehot_data()
+    with pytest.raises(
+        RNNAssertionError,
+        match=r"feedback onehot(.|\n)*step 0 differs: the decoder starts from other states",
+    ):
+        assert_inference_matches_training(
+            train, pair, enc, decoder_inputs=dec, start=start, feedback="onehot"
+        )
+
+
+def test_argmax_feedback_on_a_onehot_decoder_points_at_onehot() -> None:
+    train, pair = onehot_tutorial()
+    enc, dec, start = onehot_data()
+    with pytest.raises(
+        ValueError, match="a decoder that takes one-hot vectors needs feedback='onehot'"
+    ):
+        assert_inference_matches_training(
+            train, pair, enc, decoder_inputs=dec, start=start, feedback="argmax"
+        )
+
+
+def test_a_onehot_start_mismatch_shows_the_values_and_tokens() -> None:
+    train, pair = onehot_tutorial()
+    enc, dec, start = onehot_data()
+    other = np.roll(start, 2, axis=-1)  # token 2 instead of the start token 0
+    with pytest.raises(RNNAssertionError) as info:
+        assert_inference_matches_training(
+            train, pair, enc, decoder_inputs=dec, start=other, feedback="onehot"
+        )
+    assert (
+        "    sample 0: start [0., 0., 1., 0., 0., 0.] (one-hot: token 2), "
+        "decoder_inputs[:, 0] [1., 0., 0., 0., 0., 0.] (one-hot: token 0)"
+    ) in str(info.value)

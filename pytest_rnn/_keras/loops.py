@@ -114,13 +114,14 @@ def graph_decoder(
     prev_dtype: np.dtype[Any],
     out_time: bool,
     count: Callable[[], None] = TRACES.add,
+    onehot: bool = False,
 ) -> Callable[[Any, Any, Any, int], np.ndarray] | None:
     """A whole step-wise decode in one compiled call: ``(enc, start, teacher, steps) -> outputs``.
 
     TensorFlow only (``None`` elsewhere): a ``tf.while_loop`` over steps
     around ``step([y_prev, *states]) -> [y, *states]`` after
     ``encoder(enc) -> states``. Rows ``[0, batch)`` run free (the output,
-    argmax'd if ``argmax``, is fed back), rows ``[batch, 2 batch)`` are fed
+    argmax'd if ``argmax``, one-hot of the argmax if ``onehot``, is fed back), rows ``[batch, 2 batch)`` are fed
     ``teacher[:, t]`` (an empty ``teacher`` batch: free-running only). The
     step model is traced once, whatever the number of steps.
     """
@@ -151,7 +152,9 @@ def graph_decoder(
             res = as_list(step([prev(cur), *s], training=False))
             y = res[0][:, 0] if out_time else res[0]
             outs = outs.write(t, y)
-            fed = tf.argmax(y[:batch], axis=-1) if argmax else y[:batch]
+            fed = tf.argmax(y[:batch], axis=-1) if argmax or onehot else y[:batch]
+            if onehot:
+                fed = tf.one_hot(fed, depth=in_step[-1], dtype=in_tf)
             fed = tf.cast(tf.reshape(fed, (-1, *in_step)), in_tf)
             nxt = tf.minimum(t + 1, steps - 1)
             forced = tf.cond(replay, lambda: teacher[:, nxt], lambda: teacher[:, 0])

@@ -99,7 +99,7 @@ class _StepInput:
 
 @dataclass(frozen=True)
 class _Feedback:
-    """How an output step becomes the next decoder input: identity, argmax or a callable."""
+    """How an output step becomes the next decoder input: identity, argmax, onehot or a callable."""
 
     kind: str
     fn: Callable[[np.ndarray], Any] | None = None
@@ -110,15 +110,16 @@ class _Feedback:
         if feedback is None or (isinstance(feedback, str) and feedback == "identity"):
             return cls("identity")
         if isinstance(feedback, str):
-            if feedback == "argmax":
-                return cls("argmax")
+            if feedback in ("argmax", "onehot"):
+                return cls(feedback)
             raise ValueError(
-                f"feedback must be None (identity), 'argmax' or a callable, got {feedback!r}"
+                f"feedback must be None (identity), 'argmax', 'onehot' or a callable, "
+                f"got {feedback!r}"
             )
         if callable(feedback):
             return cls("callable", feedback)
         raise TypeError(
-            f"feedback must be None, 'argmax' or a callable output -> next input, "
+            f"feedback must be None, 'argmax', 'onehot' or a callable output -> next input, "
             f"got {type(feedback).__name__}"
         )
 
@@ -132,6 +133,8 @@ class _Feedback:
         """One output step ``(batch, *out)`` as the next decoder input ``(batch, *in_step)``."""
         if self.kind == "argmax":
             value = np.argmax(y, axis=-1)
+        elif self.kind == "onehot":  # the tutorial's one-hot characters
+            value = np.eye(y.shape[-1], dtype=dtype)[np.argmax(y, axis=-1)]
         elif self.kind == "callable":
             assert self.fn is not None
             value = K.to_numpy(self.fn(y))
@@ -146,6 +149,8 @@ class _Feedback:
                 + (
                     "token models need feedback='argmax' (or a callable)"
                     if self.kind == "identity"
+                    else "a decoder that takes one-hot vectors needs feedback='onehot'"
+                    if self.kind == "argmax" and in_step[-1:] == y.shape[-1:]
                     else "return one decoder input step per sample"
                 )
             )

@@ -169,12 +169,23 @@ def _start_problem(case: _Case, tol: Tolerance) -> list[str]:
     per_sample = bad.reshape(case.batch, -1).any(axis=1)
     if not per_sample.any():
         return []
+    n = int(np.argmax(per_sample))
     return [
         f"  start: start={describe_values(case.start)} but decoder_inputs[:, 0] holds "
         f"{describe_values(first)} (what train_model is fed at step 0) in "
         f"{int(per_sample.sum())} of {case.batch} samples: the inference starts from another "
-        "value than training used (leave start=None to take decoder_inputs[:, 0])"
+        "value than training used (leave start=None to take decoder_inputs[:, 0])",
+        f"    sample {n}: start {_values(case.start[n])}, decoder_inputs[:, 0] {_values(first[n])}",
     ]
+
+
+def _values(step: np.ndarray) -> str:
+    """One sample's decoder input step, short: its values, and the token of a one-hot vector."""
+    flat = np.asarray(step).reshape(-1)
+    text = np.array2string(flat, precision=4, threshold=12, separator=", ")
+    if flat.size > 1 and np.isin(flat, (0, 1)).all() and flat.sum() == 1:
+        text += f" (one-hot: token {int(np.argmax(flat))})"
+    return text
 
 
 def _context(case: _Case, form: _Inference) -> str:
@@ -241,7 +252,9 @@ def assert_inference_matches_training(
             given, else zeros.
         feedback: how an output step ``(batch, *out)`` becomes the next input
             ``(batch, *in)``: ``None`` (as it is), ``"argmax"`` (token models
-            whose decoder takes ids), or a callable (numpy in, array out).
+            whose decoder takes ids), ``"onehot"`` (the one-hot vector of the
+            argmax: the Keras character-level tutorial's decoder), or a
+            callable (numpy in, array out).
         rtol, atol: tolerance, both or neither (default by output dtype).
 
     Raises:

@@ -260,6 +260,7 @@ def _fused_decoder(
     graph = K.graph_decoder(
         pair.encoder, pair.step, enc_shape=enc_shape, enc_dtype=case.enc.dtype,
         in_step=in_step, in_dtype=case.in_dtype, argmax=case.feedback.kind == "argmax",
+        onehot=case.feedback.kind == "onehot",
         prev_time=pair.prev_input.time, prev_dtype=pair.prev_input.dtype, out_time=pair.out_time,
     )  # fmt: skip
     if graph is None:

@@ -249,6 +249,12 @@ def _teacher_inputs(case: _Case, targets: np.ndarray) -> np.ndarray:
                     f"decoder, which takes {fmt_shape(want)} per step; pass decoder_inputs"
                 )
             steps.append(y.reshape(want).astype(case.in_dtype))
+        elif (
+            case.feedback.kind == "onehot"
+            and np.issubdtype(y.dtype, np.integer)
+            and y.size == case.batch
+        ):  # target ids, the decoder takes one-hot vectors
+            steps.append(np.eye(case.in_step[-1], dtype=case.in_dtype)[y.reshape(-1)])
         else:
             steps.append(case.feedback.apply(y, case.in_step, case.in_dtype))
     if not steps:

@@ -212,6 +212,8 @@ def _check_feedback_shapes(case: _Case, out_shape: tuple[int | None, ...]) -> No
         hint = (
             "; token models whose decoder takes ids need feedback='argmax'"
             if case.feedback.kind == "identity"
+            else "; a decoder that takes one-hot vectors needs feedback='onehot'"
+            if case.feedback.kind == "argmax" and tuple(out_step[-1:]) == case.in_step[-1:]
             else ""
         )
         raise ValueError(
