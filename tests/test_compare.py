@@ -482,3 +482,24 @@ def test_exceeded_is_the_rule_compare_applies() -> None:
     ]  # fmt: skip
     for a, e, out in zip(actual, expected, tol.exceeded(actual, expected)):
         assert (compare(np.array([a]), np.array([e]), tol) is not None) == out
+
+
+def test_format_pair_prints_the_digits_that_show_a_difference() -> None:
+    from pytest_rnn._core.compare import format_pair
+
+    assert format_pair(0.8123, 0.5121) == ("0.8123", "0.5121")  # 4 digits as before
+    assert format_pair(0.4995121, 0.4995178) == ("0.49951", "0.49952")
+    assert format_pair(1.0, 1.0 + 1e-8) == ("1", "1.00000001")
+    assert format_pair(0.25, 0.25) == ("0.25", "0.25")
+    assert format_pair(float("nan"), 1.0) == ("nan", "1")
+
+
+def test_a_mismatch_message_shows_values_that_differ_in_the_fifth_digit() -> None:
+    from pytest_rnn._core.compare import Tolerance, compare, format_mismatch
+
+    expected = np.array([[[0.49951]], [[0.2]]], dtype=np.float64)
+    actual = expected + np.array([[[4e-6]], [[0.0]]])
+    m = compare(actual, expected, Tolerance(0.0, 1e-7))
+    assert m is not None
+    first = format_mismatch(m, actual_name="streamed", expected_name="full")[0]
+    assert first.endswith("streamed 0.499514, full 0.49951")

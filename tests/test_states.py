@@ -444,8 +444,9 @@ def stacked_cells(kind: str, *, stateful: bool) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(2)(rnn(inputs)), name=f"stacked_{kind}")
 
 
-@pytest.mark.backends
-@pytest.mark.parametrize("kind", ["lstm", "gru", "simple"])
+@pytest.mark.parametrize(
+    "kind", [pytest.param("lstm", marks=pytest.mark.backends), "gru", "simple"]
+)
 def test_stacked_cells_reset_get_and_set(kind: str, x: np.ndarray) -> None:
     # Keras 3.15's own RNN.reset_state raises AttributeError ('ListWrapper' object
     # has no attribute 'assign') on stacked cells; the helpers assign each state.
@@ -462,10 +463,11 @@ def test_stacked_cells_reset_get_and_set(kind: str, x: np.ndarray) -> None:
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.backends
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", [pytest.param("lstm", marks=pytest.mark.backends), "gru"])
 def test_stacked_cells_stream_like_the_batch_model(kind: str, x: np.ndarray) -> None:
-    pytest_rnn.assert_stateful_equals_batch(stacked_cells(kind, stateful=False), x, chunks=[2, 1, 2])
+    pytest_rnn.assert_stateful_equals_batch(
+        stacked_cells(kind, stateful=False), x, chunks=[2, 1, 2]
+    )
 
 
 def test_a_stacked_cells_copy_without_weights_is_caught(x: np.ndarray) -> None:

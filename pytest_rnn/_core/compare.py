@@ -235,6 +235,21 @@ def format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
+def format_pair(a: float, b: float) -> tuple[str, str]:
+    """Two numbers that differ, with as many significant digits (4 to 9) as show it.
+
+    ``0.4995`` and ``0.4995`` say nothing; ``0.499512`` and ``0.499518`` do.
+    Numbers that already differ in 4 digits print as :func:`format_value` does.
+    """
+    if not (math.isfinite(a) and math.isfinite(b)) or a == b:
+        return format_value(a), format_value(b)
+    for digits in range(4, 10):
+        x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if x != y:
+            break
+    return x, y
+
+
 def _index(index: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(i) for i in index) + ")"
 
@@ -266,9 +281,10 @@ def format_mismatch(
     if len(m.first) > 2:
         where += f", feature {m.first[2:] if len(m.first) > 3 else m.first[2]}"
     share = 100.0 * m.mismatched / max(m.compared, 1)
+    first_actual, first_expected = format_pair(m.first_actual, m.first_expected)
     lines = [
-        f"{indent}first mismatch: {where}: {actual_name} {format_value(m.first_actual)}, "
-        f"{expected_name} {format_value(m.first_expected)}",
+        f"{indent}first mismatch: {where}: {actual_name} {first_actual}, "
+        f"{expected_name} {first_expected}",
         f"{indent}mismatched: {m.mismatched} / {m.compared} ({share:.1f}%); "
         f"greatest abs diff {format_value(m.max_abs)} at {_index(m.spoken(m.max_abs_at))}, "
         f"greatest rel diff {format_value(m.max_rel)} at {_index(m.spoken(m.max_rel_at))}; "
@@ -278,9 +294,10 @@ def format_mismatch(
         header = f"{'step':>6}  {'sample':>6}  {'index':<14}{actual_name:>12}  {expected_name:>12}  {'abs diff':>10}"
         lines.append(indent + header)
         for idx, act, exp in m.rows:
+            shown_act, shown_exp = format_pair(act, exp)
             lines.append(
                 f"{indent}{m.step_of(idx):>6}  {idx[0]:>6}  {_index(m.spoken(idx)):<14}"
-                f"{format_value(act):>12}  {format_value(exp):>12}  {format_value(abs(act - exp)):>10}"
+                f"{shown_act:>12}  {shown_exp:>12}  {format_value(abs(act - exp)):>10}"
             )
         if m.mismatched > len(m.rows):
             lines.append(
