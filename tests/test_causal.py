@@ -550,6 +550,26 @@ def test_inputs_past_the_target_are_caught(series: np.ndarray) -> None:
     assert "run past the start of the target" in str(info.value)
 
 
+def test_a_whole_series_statistic_is_told_apart_from_a_target_inside_the_window(
+    series: np.ndarray,
+) -> None:
+    # keras-io's weather example normalises with the statistics of the split; done
+    # inside make_windows, the statistic reaches every target, future positions included.
+    def normalised(s: np.ndarray) -> Any:
+        return windows((s - s.mean(axis=0)) / s.std(axis=0))
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_windows_causal(normalised, series, trials=2)
+    msg = str(info.value)
+    assert "target reads positions 0-29, every position of the series" in msg
+    assert "every target reads every position of the series (30 of 30)" in msg
+    assert "a statistic of the whole series" in msg
+    assert "Start the target after the last input position" not in msg
+    # the same normalisation with statistics passed in (fixed before windowing) passes
+    mean, std = series.mean(axis=0), series.std(axis=0)
+    assert_windows_causal(lambda s: windows((s - mean) / std), series, trials=2)
+
+
 def test_anchored_targets_need_anchor_steps(series: np.ndarray) -> None:
     def change(s: np.ndarray) -> Any:
         xs, ys = windows(s)

@@ -234,6 +234,25 @@ def test_go_backwards_is_named(x: np.ndarray) -> None:
         assert_stateful_equals_batch(model, x)
 
 
+def test_a_repeated_encoder_state_is_named(x: np.ndarray) -> None:
+    # keras-io's addition_rnn: LSTM(last step) -> RepeatVector(n) -> LSTM(sequence)
+    model = keras.Sequential(
+        [
+            keras.Input((None, FEATURES)),
+            layers.LSTM(4),
+            layers.RepeatVector(3, name="repeat"),
+            layers.LSTM(4, return_sequences=True),
+            layers.Dense(1),
+        ]
+    )
+    with pytest.raises(RNNAssertionError) as info:
+        assert_stateful_equals_batch(model, x)
+    assert (
+        "layers that cannot stream: 'repeat' (RepeatVector): RepeatVector repeats one vector "
+        "over 3 new steps"
+    ) in str(info.value)
+
+
 @pytest.mark.backends
 def test_user_copy_with_a_layer_left_stateless(x: np.ndarray) -> None:
     trained = seed003_model()

@@ -231,6 +231,15 @@ ROWS = {
         "Flatten mixes every step of the sequence",
         None,
     ),
+    # DISAGREE (repeat): only streaming knows RepeatVector; it takes no time axis,
+    # so causality has nothing to say of its input.
+    "repeat-vector": Row(
+        lambda: layers.RepeatVector(4),
+        Timing("repeat", "RepeatVector", steps=4, streams=True),
+        "RepeatVector repeats one vector over 4 new steps: its output steps are not the "
+        "input's (an encoder's last step repeated), so it cannot stream",
+        None,
+    ),
     # ----------------------------------------------------------------- per step
     "dense": Row(lambda: layers.Dense(2), Timing("per-step", "Dense", per_step=True), None, None),
     # DISAGREE (per-step): TimeDistributed works within each step, but the

@@ -243,7 +243,7 @@ class _WindowFinding:
     window: int
     inputs: list[int]
     target: list[int]
-    kind: str  # "last", "inside", "anchored", "past"
+    kind: str  # "last", "inside", "anchored", "past", "whole" (every series position)
     reach: int  # how far inputs reach at or past the target's first position
 
 
@@ -256,7 +256,10 @@ def _window_findings(in_dep: np.ndarray, tg_dep: np.ndarray, anchor: int) -> lis
             continue
         last = inputs[-1]
         own = [p for p in target if not (anchor and last - anchor < p <= last)]
-        if not own:
+        if len(target) == tg_dep.shape[1] > 2 and last >= target[0]:
+            # A statistic of the whole series (normalisation) reaches this target.
+            found.append(_WindowFinding(w, inputs, target, "whole", last - target[0] + 1))
+        elif not own:
             kind = "last" if target == [last] else "inside"
             found.append(_WindowFinding(w, inputs, target, kind, last - target[0] + 1))
         elif last >= own[0]:
@@ -296,6 +299,7 @@ def _windows_message(
             "inside": ", all inside the inputs",
             "past": f"; the inputs reach {_text.plural(f.reach, 'position')} into it",
             "anchored": f", starting at the last {_text.plural(f.reach, 'input position')}",
+            "whole": ", every position of the series",
         }[f.kind]
         lines.append(
             f"  window {f.window}: inputs read {_text.steps_word(f.inputs, 'position')}; "
@@ -310,7 +314,16 @@ def _windows_message(
             "not checked"
         )
     kinds = {f.kind for f in findings}
-    if kinds == {"last"}:
+    if "whole" in kinds:
+        hint = (
+            f"every target reads every position of the series ({length} of {length}), its "
+            "own future included: a statistic of the whole series (a mean and standard "
+            "deviation or a min and max used to normalise, computed inside make_windows) "
+            "reaches every window, so no window start can fix it. Compute such statistics "
+            "from the positions before each window, or from the training part outside "
+            "make_windows and pass the normalised series in."
+        )
+    elif kinds == {"last"}:
         hint = (
             "off-by-one: the target is the last input position. The target of a window "
             "over s[i : i + window] is s[i + window] (or later), not s[i + window - 1]."

@@ -62,7 +62,8 @@ class Timing:
             (``steps`` later steps), ``"buffer"`` (``steps`` earlier steps: more
             than a streamed chunk holds), ``"attention"`` (every step),
             ``"time-normalisation"``, ``"pooling"`` (neighbouring steps),
-            ``"global"`` (every step, into one), ``"per-step"`` (its own step),
+            ``"global"`` (every step, into one), ``"repeat"`` (one vector over
+            ``steps`` new steps: RepeatVector), ``"per-step"`` (its own step),
             ``"recurrent"`` (every earlier step, through its state) or
             ``"nested"`` (a model: what its layers read).
         layer: the class name, as the causality messages print it.
@@ -157,6 +158,8 @@ def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
             )
     if name.startswith(("GlobalAveragePooling1D", "GlobalMaxPooling1D", "Flatten")):
         return Timing("global", name, streams=True, nested=nested)
+    if name == "RepeatVector":  # one vector (an encoder's last step) over n new steps
+        return Timing("repeat", name, steps=cfg.get("n"), streams=True, nested=nested)
     if name in ("MaxPooling1D", "AveragePooling1D"):
         padding = cfg.get("padding")
         return Timing(
@@ -243,6 +246,11 @@ def stream_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
         return f"LayerNormalization(axis={t.axis}) normalises over the time axis: every step depends on the whole sequence"
     if t.kind == "global":
         return f"{t.layer} mixes every step of the sequence"
+    if t.kind == "repeat":
+        return (
+            f"RepeatVector repeats one vector over {t.steps} new steps: its output steps are "
+            "not the input's (an encoder's last step repeated), so it cannot stream"
+        )
     if t.kind == "pooling":
         return f"{t.layer} pools neighbouring steps together"
     return None

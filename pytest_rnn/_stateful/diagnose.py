@@ -77,9 +77,13 @@ def _diagnose(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> l
     layer = _first_differing_layer(
         setup, case.inputs, case.schedule, case.tolerances[0], case.valid
     )
+    hazards = _hazards(model)
     if layer is not None:
         lines.append(f"  first layer that differs: {layer}")
-    elif hazards := _hazards(model):
+    explained = layer is not None and ": " in layer  # "'conv1d' (Conv1D(...): reads ...)"
+    if hazards and not explained:
+        # No reason of its own: a layer that cannot stream before it is the likely
+        # cause (RepeatVector: the RNN after it is where outputs first part).
         lines.append(f"  layers that cannot stream: {'; '.join(hazards)}")
     if setup.user_stream:
         lines.extend(f"  {hint}" for hint in _user_copy_hints(model, stateful_model))
