@@ -1,9 +1,9 @@
-"""Likely causes: why one fit and a loop of fits, or two seeded runs, end apart.
+"""Likely causes: why one fit and a loop of fits, two seeded runs, or a resumed run end apart.
 
 Pure functions of what the runs showed (the callbacks, ``fit_kwargs``, which
 variables differ, whether the single fit repeats itself, where an unseeded
-generator was made): each returns the cause sentences of the failure
-message, most specific first.
+generator was made, what a checkpoint lost between save and load): each
+returns the cause sentences of the failure message, most specific first.
 """
 
 from __future__ import annotations
