@@ -510,6 +510,7 @@ ROWS: list[Row] = [
     }),
     *rows("assert_resume_equivalent", r"\bsave\b", {
         "save-string": lambda z: _resume(z, save="model.keras"),
+        "save-model": lambda z: _resume(z, save=z.seq),
     }),
     *rows("assert_resume_equivalent", r"\bload\b", {
         "load-int": lambda z: _resume(z, load=3),

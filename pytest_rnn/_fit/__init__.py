@@ -22,8 +22,9 @@ The files, each importing only those above it in this list: :mod:`.diff`
 :mod:`.runs` (the seeding session, the watch on unseeded numpy generators,
 the argument checks of a run, the fit runs); :mod:`.causes` (the likely
 causes a failure lists); :mod:`.check` (the two assertions and the loss
-picture); :mod:`.resume` (training resumed from a checkpoint: the runs, the
-checkpoint round trip, the assertion).
+picture); :mod:`.checkpoints` (the uninterrupted run that writes checkpoints,
+the resumed run, what each checkpoint lost); :mod:`.resume` (the resume
+assertion, its argument checks and message).
 """
 
 from pytest_rnn._fit.check import assert_fit_equivalent as assert_fit_equivalent

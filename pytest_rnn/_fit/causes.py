@@ -8,20 +8,23 @@ returns the cause sentences of the failure message, most specific first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pytest_rnn import _keras as K
 from pytest_rnn._fit.diff import _VarReport
 
 
+def _callback_kinds(callbacks: Sequence[Any]) -> Iterator[tuple[str, str, list[str]]]:
+    """Each callback as ``(where, kind, hooks)``: its place in the message and :func:`K.callback_kind`."""
+    for n, cb in enumerate(callbacks):
+        yield (f"fit_kwargs['callbacks'][{n}] ({type(cb).__name__})", *K.callback_kind(cb))
+
+
 def _callback_causes(callbacks: Sequence[Any], epochs: int) -> list[str]:
     """Callbacks whose behaviour depends on the epoch index or on the start of training."""
     causes = []
-    for n, cb in enumerate(callbacks):
-        name = type(cb).__name__
-        where = f"fit_kwargs['callbacks'][{n}] ({name})"
-        kind, hooks = K.callback_kind(cb)
+    for where, kind, hooks in _callback_kinds(callbacks):
         if kind == "epoch_schedule":
             causes.append(
                 f"{where} is called with the epoch index, and the index restarts at 0 in every "
@@ -158,9 +161,7 @@ def _reproducible_causes(failed: list[tuple[int, _VarReport]], unseeded: list[st
 def _callback_state_causes(callbacks: Sequence[Any]) -> list[str]:
     """Callbacks whose state a checkpoint does not hold: it restarts in the resumed process."""
     causes = []
-    for n, cb in enumerate(callbacks):
-        where = f"fit_kwargs['callbacks'][{n}] ({type(cb).__name__})"
-        kind, hooks = K.callback_kind(cb)
+    for where, kind, hooks in _callback_kinds(callbacks):
         if kind == "patience":
             causes.append(
                 f"{where} keeps its count of epochs without improvement and its best value in "

@@ -7,8 +7,8 @@ checkpoint as a new process would (the seed and Keras's name counters set
 again, ``load(folder)``, fresh copies of the callbacks) and fits on with
 ``initial_epoch=r``, writing the next checkpoint the same way. So the two
 runs share their first epochs, and cost ``N + (N - r)`` epochs, not ``2N``.
-:func:`_round_trip` compares the model just before the save with the one the
-load returns; what the checkpoint lost there (optimizer slots, the iteration
+:func:`~pytest_rnn._fit.checkpoints._round_trip` compares the model just
+before the save with the one the load returns; what the checkpoint lost there (optimizer slots, the iteration
 count, RNN states, the ``SeedGenerator`` states Dropout draws from, the dtype
 policy, the optimizer's configuration) is the evidence the causes of
 :func:`~pytest_rnn._fit.causes._resume_causes` are read from.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,41 +29,25 @@ from pytest_rnn._core.validate import check_int, check_seed, check_tolerances
 from pytest_rnn._errors import RNNAssertionError
 from pytest_rnn._fit.causes import _callback_state_causes, _resume_causes
 from pytest_rnn._fit.check import _loss_picture
+from pytest_rnn._fit.checkpoints import _RoundTrip, _runs, _said, _trip_lines
 from pytest_rnn._fit.diff import (
     _compare_history,
     _compare_vars,
     _format_losses,
     _format_vars,
-    _snapshot,
-    _Var,
     _VarReport,
 )
 from pytest_rnn._fit.runs import (
-    _build,
     _check_fit_kwargs,
-    _check_fit_signature,
-    _fresh_callbacks,
-    _history,
     _length,
     _Session,
     _Trained,
-    _trained,
     _watch_unseeded,
 )
 from pytest_rnn._report import recorded
 
 _DEFAULT_SAVE = f"model.save(folder / {K.MODEL_FILE!r})"
 _DEFAULT_LOAD = f"keras.models.load_model(folder / {K.MODEL_FILE!r})"
-
-
-@dataclass(frozen=True)
-class _RoundTrip:
-    """What one checkpoint kept: the model just before ``save`` against the one ``load`` gave."""
-
-    epoch: int  # resumed after this many epochs
-    lost: _VarReport  # saved model (A) against loaded model (B)
-    changed: list[str]  # settings that differ: dtype policy, optimizer configuration
-    warnings: list[warnings.WarningMessage]  # what the load warned
 
 
 @recorded
@@ -160,8 +143,8 @@ def assert_resume_equivalent(
             raise ValueError(f"x and y must hold as many samples: x has {n_x}, y has {n_y}")
     epochs = check_int(epochs, "epochs", 2)
     points = _resume_points(resume_at, epochs)
-    save_fn = _callable(save, "save", "save(model, folder)", K.save_model)
-    load_fn = _callable(load, "load", "load(folder) -> model", K.load_model)
+    save_fn = K.check_hook(save, "save", "save(model, folder)", K.save_model)
+    load_fn = K.check_hook(load, "load", "load(folder) -> model", K.load_model)
     kwargs = _check_fit_kwargs(fit_kwargs, "assert_resume_equivalent")
     kwargs.setdefault("verbose", 0)
     if dataset:  # a dataset orders itself; Keras warns about its default shuffle=True
@@ -264,166 +247,9 @@ def _resume_points(resume_at: Any, epochs: int) -> list[int]:
     return sorted(points)
 
 
-def _callable(fn: Any, arg: str, form: str, default: Callable[..., Any]) -> Callable[..., Any]:
-    if fn is None:
-        return default
-    if not callable(fn):
-        raise TypeError(f"{arg} must be a function {form}, got {type(fn).__name__}")
-    return fn
-
-
 def _name(fn: Any, default: str) -> str:
     return default if fn is None else getattr(fn, "__qualname__", type(fn).__name__)
 
 
 def _data_shapes(x: Any) -> str:
     return f"tf.data.Dataset {getattr(x, 'element_spec', '')}" if K.is_dataset(x) else shapes(x)
-
-
-# --------------------------------------------------------------------------- the runs
-
-
-@dataclass
-class _Checkpoint:
-    """A checkpoint written at the end of an epoch: its folder and the model as it was saved."""
-
-    epoch: int
-    folder: Path
-    saved: Any  # the model save was given (it may train on after the save)
-    before: list[_Var]
-    settings: dict[str, str]
-
-
-def _runs(
-    session: _Session,
-    make_model: Any,
-    x: Any,
-    y: Any,
-    kwargs: dict[str, Any],
-    epochs: int,
-    cut: list[int],
-    save: Callable[..., Any],
-    load: Callable[..., Any],
-    tmp: Path,
-    earlier: list[Any],
-    rtol: float | None,
-    atol: float | None,
-) -> tuple[_Trained, _Trained | None, list[_RoundTrip]]:
-    """The uninterrupted run, and (with a ``cut``) the run resumed at each epoch of it.
-
-    The uninterrupted ``fit(epochs)`` writes the first checkpoint itself, at the
-    end of epoch ``cut[0]`` (after the user's callbacks, as ModelCheckpoint
-    does), so the resumed run shares its first epochs instead of training them
-    again. The resumed run loads it as a new process would and fits on, writing
-    the next checkpoint the same way at the end of its last epoch.
-    """
-    session.begin_run()
-    model = _build(make_model, "make_model", earlier)
-    earlier.append(model)
-    _check_fit_signature(model, kwargs)
-    written: list[_Checkpoint] = []
-
-    def fit(model: Any, start: int, end: int, checkpoint: int | None) -> dict[str, list[float]]:
-        callbacks = _fresh_callbacks(kwargs.get("callbacks") or [])
-        if checkpoint is not None:
-            callbacks.append(K.epoch_end_hook(checkpoint, write))
-        run = {**kwargs, "epochs": end, "initial_epoch": start, "callbacks": callbacks}
-        return _history(model.fit(x, y, **run).history)
-
-    def write(model: Any, epoch: int) -> None:
-        folder = Path(tempfile.mkdtemp(prefix=f"after-epoch-{epoch}-", dir=tmp))
-        before, settings = _snapshot(model, rng_apart=True), _settings(model)
-        save(model, folder)
-        written.append(_Checkpoint(epoch, folder, model, before, settings))
-
-    history = fit(model, 0, epochs, cut[0] if cut else None)
-    single = _trained(model, history, rng_apart=True)
-    if not cut:
-        return single, None, []
-    resumed = {k: v[: cut[0]] for k, v in history.items()}
-    trips = []
-    for n, start in enumerate(cut):
-        if not written or written[-1].epoch != start:
-            stopped = len(next(iter(resumed.values()), []))
-            raise ValueError(
-                f"training stopped after epoch {stopped} (a callback set stop_training) before "
-                f"resume_at={start}: there is no checkpoint to resume from; resume earlier"
-            )
-        model, trip = _round_trip(session, written[-1], load, rtol, atol)
-        trips.append(trip)
-        end = cut[n + 1] if n + 1 < len(cut) else epochs
-        more = fit(model, start, end, end if end < epochs else None)
-        for key, values in more.items():
-            resumed.setdefault(key, []).extend(values)
-    return single, _trained(model, resumed, rng_apart=True), trips
-
-
-def _round_trip(
-    session: _Session,
-    checkpoint: _Checkpoint,
-    load: Callable[..., Any],
-    rtol: float | None,
-    atol: float | None,
-) -> tuple[Any, _RoundTrip]:
-    """Start afresh as a new process would and load ``checkpoint``: the loaded model, what it lost."""
-    session.begin_run()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = load(checkpoint.folder)
-    if not K.is_model(loaded):
-        raise TypeError(f"load(folder) must return a Keras model, got {type(loaded).__name__}")
-    if loaded is checkpoint.saved:
-        raise ValueError(
-            "load(folder) returned the model it was saved from: it must build or load a new "
-            "one from the folder, as a resumed process does"
-        )
-    if not getattr(loaded, "compiled", False) or getattr(loaded, "optimizer", None) is None:
-        raise ValueError(
-            f"load(folder) returned the uncompiled model {loaded.name!r}: a resumed fit needs "
-            "the loss and optimizer (keras.models.load_model keeps them; compile after "
-            "load_weights)"
-        )
-    settings, epoch = checkpoint.settings, checkpoint.epoch
-    lost = _compare_vars(checkpoint.before, _snapshot(loaded, rng_apart=True), rtol, atol)
-    after = _settings(loaded)
-    changed = [
-        f"{k}: {settings[k]} -> {after.get(k)}" for k in settings if settings[k] != after.get(k)
-    ]
-    return loaded, _RoundTrip(epoch, lost, changed, list(caught))
-
-
-def _settings(model: Any) -> dict[str, str]:
-    """What a checkpoint must keep besides variables: the dtype policy, the optimizer's configuration."""
-    policy = getattr(model, "dtype_policy", None)
-    out = {"dtype policy": str(getattr(policy, "name", policy))}
-    optimizer = model.optimizer
-    out["optimizer"] = type(optimizer).__name__
-    try:
-        config = optimizer.get_config()
-    except Exception:  # pragma: no cover - an optimizer without a config
-        config = {}
-    for key, value in config.items():
-        if key != "name":  # floats at float32 precision: 0.01, not 0.009999999776482582
-            out[f"optimizer {key}"] = f"{value:.7g}" if isinstance(value, float) else repr(value)
-    return out
-
-
-def _trip_lines(trip: _RoundTrip) -> list[str]:
-    """What the checkpoint after one epoch lost, in the message."""
-    head = f"  checkpoint after epoch {trip.epoch}"
-    report = trip.lost
-    if report.ok and not trip.changed:
-        return [
-            f"{head}: the loaded model equals the saved one (every variable, RNN state, setting)"
-        ]
-    lines = [f"{head}: the loaded model differs from the saved one"]
-    lines += ["  " + line for line in _format_vars(report, "saved", "loaded")]
-    lines += [f"    {c}" for c in trip.changed]
-    lines += [f"    Keras warned while loading: {w}" for w in _said(trip.warnings)]
-    return lines
-
-
-def _said(caught: list[warnings.WarningMessage]) -> list[str]:
-    """The load's warnings worth a line of the message (deprecations are not)."""
-    quiet = (DeprecationWarning, PendingDeprecationWarning)
-    return [str(w.message).strip() for w in caught if not issubclass(w.category, quiet)]

@@ -34,6 +34,7 @@ from pytest_rnn._keras.guards import untouched as untouched
 from pytest_rnn._keras.layers import GraphNode as GraphNode
 from pytest_rnn._keras.layers import check_factory as check_factory
 from pytest_rnn._keras.layers import check_function as check_function
+from pytest_rnn._keras.layers import check_hook as check_hook
 from pytest_rnn._keras.layers import check_input_shapes as check_input_shapes
 from pytest_rnn._keras.layers import check_model as check_model
 from pytest_rnn._keras.layers import describe_layer as describe_layer
@@ -92,11 +93,11 @@ from pytest_rnn._keras.twins import sync_weights as sync_weights
 
 __all__ = [
     "DETERMINISM",
-    "MODEL_FILE",
-    "TRACES",
     "GraphNode",
+    "MODEL_FILE",
     "ModelCache",
     "ResetStatesCallback",
+    "TRACES",
     "Timing",
     "acts_per_step",
     "backend_name",
@@ -105,6 +106,7 @@ __all__ = [
     "causal_reason",
     "check_factory",
     "check_function",
+    "check_hook",
     "check_input_shapes",
     "check_model",
     "clone",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -362,6 +362,20 @@ def check_factory(fn: Any, arg: str, what: str) -> None:
         )
     if not callable(fn):
         raise TypeError(f"{arg} must be a function that {what}, got {type(fn).__name__}")
+
+
+def check_hook(fn: Any, arg: str, signature: str, default: Callable[..., Any]) -> Any:
+    """The user's function ``fn`` (a checkpoint's save or load), or ``default`` for ``None``.
+
+    Raises:
+        TypeError: ``fn`` is not callable, or is a Keras model.
+    """
+    if fn is None:
+        return default
+    if callable(fn) and not is_model(fn):
+        return fn
+    kind = "a Keras model" if is_model(fn) else type(fn).__name__
+    raise TypeError(f"{arg} must be a function {signature}, got {kind}")
 
 
 def check_function(fn: Any, arg: str, what: str, signature: str) -> None:

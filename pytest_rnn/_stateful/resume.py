@@ -112,8 +112,8 @@ def assert_stream_resumable(
     points = _check_at(at, inputs.steps)
     pieces = ChunkSchedule.parse(list(np.diff([0, *points, inputs.steps])), inputs.steps)
     check_tolerances(rtol, atol)
-    save_fn = _check_callable(save, "save", "save(model, folder)") or K.save_stream
-    load_fn = _check_callable(load, "load", "load(folder) -> model") or K.load_stream
+    save_fn = K.check_hook(save, "save", "save(model, folder)", K.save_stream)
+    load_fn = K.check_hook(load, "load", "load(folder) -> model", K.load_stream)
     _check_models(model, stateful_model, inputs, pieces)
     with K.untouched(stateful_model), contextlib.ExitStack() as folders:
         streamer = stateful_model
@@ -149,13 +149,6 @@ def _check_at(at: Any, steps: int) -> list[int]:
     if twice := sorted({v for v in points if points.count(v) > 1}):
         raise ValueError(f"at holds {twice} more than once: give each interruption point once")
     return sorted(points)
-
-
-def _check_callable(fn: Any, arg: str, signature: str) -> Any:
-    if fn is not None and (K.is_model(fn) or not callable(fn)):
-        kind = "a Keras model" if K.is_model(fn) else type(fn).__name__
-        raise TypeError(f"{arg} must be a function {signature}, got {kind}")
-    return fn
 
 
 def _check_models(model: Any, stateful_model: Any, inputs: Batch, pieces: ChunkSchedule) -> None:
