@@ -93,11 +93,11 @@ from pytest_rnn._keras.twins import sync_weights as sync_weights
 
 __all__ = [
     "DETERMINISM",
-    "GraphNode",
     "MODEL_FILE",
+    "TRACES",
+    "GraphNode",
     "ModelCache",
     "ResetStatesCallback",
-    "TRACES",
     "Timing",
     "acts_per_step",
     "backend_name",
