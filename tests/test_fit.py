@@ -616,3 +616,78 @@ def test_fit_equivalent_without_seed_takes_the_session_seed(
     assert_fit_equivalent(make, *data, epochs=1, fit_kwargs={"batch_size": BATCH})
     assert draws and set(draws) == {_first_draw(session_seed)}
 
+
+
+# --------------------------------------------------------------------------- tf.data
+
+
+def _dataset(data: tuple[np.ndarray, np.ndarray], *, shuffle: bool = True) -> Any:
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(data)
+    return (dataset.shuffle(N) if shuffle else dataset).batch(BATCH)
+
+
+def test_fit_equivalent_takes_a_function_building_a_shuffling_dataset(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    assert_fit_equivalent(make_stateless, lambda: _dataset(data), None, epochs=3)
+    assert "fit" not in vars(keras.Model)
+
+
+def test_one_shuffling_dataset_both_runs_iterate_is_named(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    with pytest.raises(RNNAssertionError) as info:
+        assert_fit_equivalent(make_stateless, _dataset(data), None, epochs=2)
+    text = str(info.value)
+    assert "; x tf.data.Dataset (TensorSpec(shape=(None, 4, 2)" in text
+    assert "fit_kwargs {'verbose': 0, 'shuffle': False}" in text
+    assert (
+        "likely causes:\n    - x is one tf.data.Dataset object that both runs iterate: if it "
+        "shuffles, every pass over it draws the next order from the dataset's own seed stream "
+        "(seeded or not), so a later run trains on other orders than the first. Pass the "
+        "function that builds it instead (x=make_dataset)" in text
+    )
+    assert "does not even repeat itself" not in text  # no third run on a dataset that moved on
+    # The same object without a shuffle orders every pass alike: nothing to report.
+    assert_fit_equivalent(make_stateless, _dataset(data, shuffle=False), None, epochs=2)
+
+
+def test_dataset_arguments_are_checked(data: tuple[np.ndarray, np.ndarray]) -> None:
+    with pytest.raises(ValueError, match=r"^y must be None when x is a function building a tf"):
+        assert_fit_equivalent(make_stateless, lambda: _dataset(data), data[1])
+    with pytest.raises(ValueError, match=r"^y must be None when x is a tf\.data\.Dataset"):
+        assert_fit_equivalent(make_stateless, _dataset(data), data[1])
+    with pytest.raises(
+        TypeError, match=r"^x\(\) must return a tf\.data\.Dataset yielding .* got tuple$"
+    ):
+        assert_fit_equivalent(make_stateless, lambda: data, None)
+    with pytest.raises(TypeError, match=r"generators are not taken \(a tf\.data\.Dataset is\)"):
+        assert_fit_equivalent(make_stateless, [iter(data[0])], data[1])
+
+
+def test_training_reproducible_names_one_dataset_shared_by_every_run(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    shared = _dataset(data)
+
+    def train_outside() -> keras.Model:
+        model = make_stateless()
+        model.fit(shared, epochs=1, verbose=0, shuffle=False)
+        return model
+
+    def train_inside() -> keras.Model:
+        model = make_stateless()
+        model.fit(_dataset(data), epochs=1, verbose=0, shuffle=False)
+        return model
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_training_reproducible(train_outside)
+    assert (
+        "where the randomness may come from:\n    - every run of train() fits on the same "
+        "tf.data.Dataset object (built outside train()): if it shuffles" in str(info.value)
+    )
+    assert "Build the dataset inside train(), after the seed is set" in str(info.value)
+    assert "fit" not in vars(keras.Model)  # the watch is gone, on failure too
+    assert_training_reproducible(train_inside)

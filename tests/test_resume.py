@@ -137,6 +137,15 @@ def test_a_dataset_resumes(data: tuple[np.ndarray, np.ndarray]) -> None:
 
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(BATCH)
     pytest_rnn.assert_resume_equivalent(make(), dataset, None, epochs=2)
+    # A function building the dataset is called again by the resumed process.
+    built: list[object] = []
+
+    def make_dataset() -> tf.data.Dataset:
+        built.append(tf.data.Dataset.from_tensor_slices(data).batch(BATCH))
+        return built[-1]
+
+    pytest_rnn.assert_resume_equivalent(make(), make_dataset, None, epochs=3, resume_at=[1, 2])
+    assert len(built) == 3
 
 
 @pytest.mark.fits_stateful
@@ -265,6 +274,12 @@ def test_a_dataset_that_reshuffles_is_named(data: tuple[np.ndarray, np.ndarray])
     dataset = tf.data.Dataset.from_tensor_slices(data).shuffle(N, seed=1).batch(BATCH)
     text = failure(make(), dataset, None, epochs=2)
     assert "x tf.data.Dataset" in text
+    assert "x is a tf.data.Dataset: if it shuffles, every pass over it draws a new order" in text
+    # Built afresh by the resumed process, its unseeded shuffle starts again from the seed.
+    text = failure(
+        make(), lambda: tf.data.Dataset.from_tensor_slices(data).shuffle(N).batch(BATCH), None
+    )
+    assert "; x <lambda>() (a new tf.data.Dataset per run), y None;" in text
     assert "x is a tf.data.Dataset: if it shuffles, every pass over it draws a new order" in text
 
 

@@ -50,6 +50,13 @@ def _callback_causes(callbacks: Sequence[Any], epochs: int) -> list[str]:
     return causes
 
 
+#: A tf.data.Dataset object that several runs iterate: its shuffle order moves on.
+_SHARED_DATASET = (
+    "{what}: if it shuffles, every pass over it draws the next order from the dataset's own "
+    "seed stream (seeded or not), so a later run trains on other orders than the first. {fix}"
+)
+
+
 def _fit_causes(
     *,
     fit_kwargs: Mapping[str, Any],
@@ -61,9 +68,18 @@ def _fit_causes(
     repeat: _VarReport | None,
     unseeded: list[str],
     seed: int,
+    data: str = "arrays",
 ) -> list[str]:
     """Likely causes of a fit(epochs=N) / N x fit(epochs=1) difference, most specific first."""
     causes = list(callbacks)
+    if data == "dataset":
+        causes.append(
+            _SHARED_DATASET.format(
+                what="x is one tf.data.Dataset object that both runs iterate",
+                fix="Pass the function that builds it instead (x=make_dataset): it is called "
+                "in each run after the seed is set, so each run gets its own pipeline",
+            )
+        )
     freq = fit_kwargs.get("validation_freq", 1)
     if freq != 1:
         causes.append(
@@ -127,9 +143,20 @@ def _unseeded_lines(sites: list[str]) -> list[str]:
     ]
 
 
-def _reproducible_causes(failed: list[tuple[int, _VarReport]], unseeded: list[str]) -> list[str]:
+def _reproducible_causes(
+    failed: list[tuple[int, _VarReport]], unseeded: list[str], shared_dataset: bool = False
+) -> list[str]:
     """Where the randomness of runs that differ under one seed may come from."""
     causes = _unseeded_lines(unseeded)
+    if shared_dataset:
+        causes.append(
+            _SHARED_DATASET.format(
+                what="every run of train() fits on the same tf.data.Dataset object (built "
+                "outside train())",
+                fix="Build the dataset inside train(), after the seed is set, so each run "
+                "gets its own pipeline",
+            )
+        )
     steps = [
         d
         for _, r in failed

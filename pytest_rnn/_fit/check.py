@@ -14,7 +14,7 @@ from typing import Any
 
 from pytest_rnn import _keras as K
 from pytest_rnn._core.compare import Tolerance, resolve_tolerance
-from pytest_rnn._core.text import describe_kwargs, shapes
+from pytest_rnn._core.text import describe_kwargs
 from pytest_rnn._core.validate import check_int, check_seed, check_tolerances
 from pytest_rnn._errors import LossPicture, RNNAssertionError
 from pytest_rnn._fit.causes import _callback_causes, _fit_causes, _reproducible_causes
@@ -30,10 +30,10 @@ from pytest_rnn._fit.diff import (
 from pytest_rnn._fit.runs import (
     _check_fit_kwargs,
     _last_history,
-    _length,
     _Session,
     _train,
     _Trained,
+    _training_data,
     _watch_unseeded,
 )
 from pytest_rnn._report import recorded
@@ -74,8 +74,15 @@ def assert_fit_equivalent(
 
     Args:
         make_model: function returning a fresh *compiled* model at every call.
-        x: training inputs: an array, or a list/dict of arrays.
-        y: training targets, as many samples as ``x``.
+        x: training inputs: an array, or a list/dict of arrays; or a
+            ``tf.data.Dataset`` yielding ``(inputs, targets)`` batches, or a
+            function that builds one (then ``y`` is None). The function is
+            called at the start of each run, after the seed is set, so both
+            runs get the same pipeline and the same shuffle orders; one
+            dataset object iterated by both runs continues its shuffle order
+            from one run into the next, and the message says so.
+            ``shuffle`` defaults to False for a dataset (it orders itself).
+        y: training targets, as many samples as ``x``; None with a dataset.
         epochs: N, the number of epochs (>= 1).
         fit_kwargs: more ``fit`` arguments (``batch_size``, ``shuffle``,
             ``callbacks``, ``validation_data``...); not ``x``, ``y``,
@@ -114,12 +121,12 @@ def assert_fit_equivalent(
     """
     __tracebackhide__ = True
     K.check_factory(make_model, "make_model", "builds and compiles a new model")
-    n_x, n_y = _length(x, "x"), _length(y, "y")
-    if n_x != n_y:
-        raise ValueError(f"x and y must hold as many samples: x has {n_x}, y has {n_y}")
+    data = _training_data(x, y)
     epochs = check_int(epochs, "epochs", 1)
     kwargs = _check_fit_kwargs(fit_kwargs)
     kwargs.setdefault("verbose", 0)
+    if data.pipeline:  # a dataset orders itself; Keras warns about its default shuffle=True
+        kwargs.setdefault("shuffle", False)
     if not isinstance(reset_states, bool):
         raise TypeError(f"reset_states must be True or False, got {type(reset_states).__name__}")
     seed = check_seed(seed)
@@ -130,7 +137,7 @@ def assert_fit_equivalent(
 
         def run(split: bool) -> _Trained:
             return _train(
-                session, make_model, x, y, kwargs,
+                session, make_model, data, kwargs,
                 epochs=epochs, split=split, reset=reset_states, earlier=built,
             )  # fmt: skip
 
@@ -142,8 +149,8 @@ def assert_fit_equivalent(
             return
         callback_causes = _callback_causes(kwargs.get("callbacks") or [], epochs)
         repeat = None
-        if not callback_causes:
-            # Only an unexplained failure pays for a third run.
+        if not callback_causes and data.kind != "dataset":
+            # Only an unexplained failure pays for a third run (a shared dataset moves on).
             again = run(split=False)
             repeat = _compare_vars(single.variables, again.variables, rtol, atol)
     name_a, name_b = f"fit(epochs={epochs})", f"{epochs} x fit(epochs=1)"
@@ -157,10 +164,11 @@ def assert_fit_equivalent(
         repeat=repeat,
         unseeded=list(unseeded),
         seed=seed,
+        data=data.kind,
     )
     lines = [
         f"One {name_a} and {name_b} train differently.",
-        f"  model {single.description}; x {shapes(x)}, y {shapes(y)}; "
+        f"  model {single.description}; {data.describe()}; "
         f"fit_kwargs {describe_kwargs(kwargs)}; reset_states={reset_states}; seed {seed}",
         *_format_losses(losses, other, name_a, name_b, loss_tol),
         *_format_vars(variables, name_a, name_b),
@@ -207,7 +215,9 @@ def assert_training_reproducible(
             the first variable that differs (layer, weight name and path,
             greatest difference), and where the randomness may come from,
             with the file and line of any ``np.random.default_rng()`` called
-            without a seed.
+            without a seed, and whether every run fitted on one and the same
+            ``tf.data.Dataset`` object (built outside ``train()``: a shuffling
+            one continues its order from run to run).
         TypeError, ValueError: an argument is wrong, or ``train`` does not
             return a new Keras model; the message names it.
 
@@ -227,10 +237,13 @@ def assert_training_reproducible(
     snapshots: list[list[_Var]] = []
     histories: dict[str, dict[str, list[float]]] = {}
     models: list[Any] = []
+    fitted: list[list[Any]] = []  # per run: the datasets its fit calls iterated
     with _Session(seed).active() as session, _watch_unseeded() as unseeded:
         for _ in range(runs):
             session.begin_run()
-            model = train()
+            with K.datasets_fitted() as datasets:
+                model = train()
+            fitted.append(datasets)
             if not K.is_model(model):
                 raise TypeError(
                     f"train() must return the trained Keras model, got {type(model).__name__}"
@@ -262,7 +275,8 @@ def assert_training_reproducible(
             lines.append(f"  run {n}:")
         lines.extend(_format_vars(report, "run 1", f"run {n}"))
     lines.append("  where the randomness may come from:")
-    lines.extend(f"    - {c}" for c in _reproducible_causes(failed, list(unseeded)))
+    shared = any(d is e for d in fitted[0] for later in fitted[1:] for e in later)
+    lines.extend(f"    - {c}" for c in _reproducible_causes(failed, list(unseeded), shared))
     picture = _loss_picture(
         lines[0], histories, failed[0][1], resolve_tolerance(rtol, atol, "float32")
     )

@@ -23,6 +23,7 @@ from pytest_rnn._fit.diff import _compare_vars, _format_vars, _snapshot, _Var, _
 from pytest_rnn._fit.runs import (
     _build,
     _check_fit_signature,
+    _Data,
     _fresh_callbacks,
     _history,
     _Session,
@@ -55,8 +56,7 @@ class _Checkpoint:
 def _runs(
     session: _Session,
     make_model: Any,
-    x: Any,
-    y: Any,
+    data: _Data,
     kwargs: dict[str, Any],
     epochs: int,
     cut: list[int],
@@ -73,7 +73,9 @@ def _runs(
     end of epoch ``cut[0]`` (after the user's callbacks, as ModelCheckpoint
     does), so the resumed run shares its first epochs instead of training them
     again. The resumed run loads it as a new process would and fits on, writing
-    the next checkpoint the same way at the end of its last epoch.
+    the next checkpoint the same way at the end of its last epoch. A dataset
+    factory is called by each process: once for the uninterrupted run, again
+    after every load.
     """
     session.begin_run()
     model = _build(make_model, "make_model", earlier)
@@ -82,6 +84,7 @@ def _runs(
     written: list[_Checkpoint] = []
 
     def fit(model: Any, start: int, end: int, checkpoint: int | None) -> dict[str, list[float]]:
+        x, y = data.for_run()
         callbacks = _fresh_callbacks(kwargs.get("callbacks") or [])
         if checkpoint is not None:
             callbacks.append(K.epoch_end_hook(checkpoint, write))

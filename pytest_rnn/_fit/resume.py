@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_rnn import _keras as K
 from pytest_rnn._core.compare import resolve_tolerance
-from pytest_rnn._core.text import describe_kwargs, shapes
+from pytest_rnn._core.text import describe_kwargs
 from pytest_rnn._core.validate import check_int, check_seed, check_tolerances
 from pytest_rnn._errors import RNNAssertionError
 from pytest_rnn._fit.causes import _callback_state_causes, _resume_causes
@@ -39,9 +39,9 @@ from pytest_rnn._fit.diff import (
 )
 from pytest_rnn._fit.runs import (
     _check_fit_kwargs,
-    _length,
     _Session,
     _Trained,
+    _training_data,
     _watch_unseeded,
 )
 from pytest_rnn._report import recorded
@@ -91,10 +91,13 @@ def assert_resume_equivalent(
 
     Args:
         make_model: function returning a fresh *compiled* model at every call.
-        x: training inputs: an array, a list/dict of arrays, or a
-            ``tf.data.Dataset`` yielding ``(x, y)`` (then ``y`` is None). A
-            dataset that shuffles draws a new order at every pass; a resumed
-            process starts that stream again (say so with a seeded shuffle).
+        x: training inputs: an array, a list/dict of arrays, a
+            ``tf.data.Dataset`` yielding ``(x, y)`` batches, or a function that
+            builds one (then ``y`` is None). The function is called by each
+            process: once by the uninterrupted run, again after every load,
+            as a restarted job would. A dataset that shuffles draws a new
+            order at every pass; a resumed process starts that stream again
+            (the message says so).
         y: training targets, as many samples as ``x``; None with a dataset.
         epochs: N, the epochs of the uninterrupted run (>= 2).
         resume_at: the epoch (1..N-1) after which run B is saved and loaded,
@@ -134,13 +137,8 @@ def assert_resume_equivalent(
     """
     __tracebackhide__ = True
     K.check_factory(make_model, "make_model", "builds and compiles a new model")
-    dataset = K.is_dataset(x)
-    if dataset and y is not None:
-        raise ValueError("y must be None when x is a tf.data.Dataset (it yields (x, y) pairs)")
-    if not dataset:
-        n_x, n_y = _length(x, "x", datasets=True), _length(y, "y", datasets=True)
-        if n_x != n_y:
-            raise ValueError(f"x and y must hold as many samples: x has {n_x}, y has {n_y}")
+    data = _training_data(x, y)
+    dataset = data.pipeline
     epochs = check_int(epochs, "epochs", 2)
     points = _resume_points(resume_at, epochs)
     save_fn = K.check_hook(save, "save", "save(model, folder)", K.save_model)
@@ -162,7 +160,7 @@ def assert_resume_equivalent(
         def runs(
             cut: list[int], fit: dict[str, Any] = kwargs
         ) -> tuple[_Trained, _Trained | None, list[_RoundTrip]]:
-            return _runs(session, make_model, x, y, fit, epochs, cut, save_fn, load_fn,
+            return _runs(session, make_model, data, fit, epochs, cut, save_fn, load_fn,
                          Path(tmp), built, rtol, atol)  # fmt: skip
 
         single, resumed_or_none, trips = runs(points)
@@ -210,7 +208,7 @@ def assert_resume_equivalent(
     )
     lines = [
         f"Training resumed from a checkpoint after {at} differs from one uninterrupted {name_a}.",
-        f"  model {single.description}; x {_data_shapes(x)}, y {shapes(y)}; "
+        f"  model {single.description}; {data.describe()}; "
         f"fit_kwargs {describe_kwargs(kwargs)}; seed {seed}",
         f"  checkpoint: save {_name(save, _DEFAULT_SAVE)}, load {_name(load, _DEFAULT_LOAD)}",
         *_format_losses(losses, other, name_a, name_b, loss_tol),
@@ -249,7 +247,3 @@ def _resume_points(resume_at: Any, epochs: int) -> list[int]:
 
 def _name(fn: Any, default: str) -> str:
     return default if fn is None else getattr(fn, "__qualname__", type(fn).__name__)
-
-
-def _data_shapes(x: Any) -> str:
-    return f"tf.data.Dataset {getattr(x, 'element_spec', '')}" if K.is_dataset(x) else shapes(x)

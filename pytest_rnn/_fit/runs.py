@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn import _keras as K
+from pytest_rnn._core.text import shapes
 from pytest_rnn._core.tree import flatten
 from pytest_rnn._fit.diff import _snapshot, _Var
 
@@ -99,12 +100,8 @@ def _watch_unseeded() -> Iterator[list[str]]:
 # --------------------------------------------------------------------------- arguments
 
 
-def _length(tree: Any, arg: str, *, datasets: bool = False) -> int:
-    """How many samples ``tree`` (``x`` or ``y``) holds: arrays only, one length for all.
-
-    ``datasets``: the assertion takes a ``tf.data.Dataset`` in place of arrays
-    (checked before), and the message for a generator says so.
-    """
+def _length(tree: Any, arg: str) -> int:
+    """How many samples ``tree`` (``x`` or ``y``) holds: arrays only, one length for all."""
     leaves = flatten(tree)
     if tree is None or not leaves:
         raise TypeError(
@@ -113,14 +110,10 @@ def _length(tree: Any, arg: str, *, datasets: bool = False) -> int:
     lengths = set()
     for path, leaf in leaves:
         if not hasattr(leaf, "shape"):
-            taken = (
-                "so generators are not taken (a tf.data.Dataset is)"
-                if datasets
-                else "so datasets and generators are not taken"
-            )
             raise TypeError(
                 f"{arg}{path} must be an array (numpy or a tensor), got {type(leaf).__name__}: "
-                f"both runs must see the same samples in the same order, {taken}"
+                "both runs must see the same samples in the same order, so generators are not "
+                "taken (a tf.data.Dataset is)"
             )
         if not leaf.shape:
             raise ValueError(f"{arg}{path} must have a sample axis, got a scalar")
@@ -128,6 +121,61 @@ def _length(tree: Any, arg: str, *, datasets: bool = False) -> int:
     if len(lengths) > 1:
         raise ValueError(f"{arg} holds arrays of different lengths {sorted(lengths)}")
     return int(lengths.pop())
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What every run of a fit assertion trains on.
+
+    ``kind``: "arrays" (``x``, ``y``), "dataset" (one ``tf.data.Dataset``
+    object, which every run iterates: a shuffling one continues its own order
+    stream from run to run) or "factory" (a function called at the start of
+    every run, after the seed is set, so each run gets its own pipeline, as a
+    new process would).
+    """
+
+    x: Any
+    y: Any
+    kind: str
+
+    @property
+    def pipeline(self) -> bool:
+        """Whether the data is a tf.data pipeline, which orders itself (fit's shuffle is ignored)."""
+        return self.kind != "arrays"
+
+    def for_run(self) -> tuple[Any, Any]:
+        """``(x, y)`` for one ``fit`` run: the factory is called here, once per run."""
+        if self.kind != "factory":
+            return self.x, self.y
+        dataset = self.x()
+        if not K.is_dataset(dataset):
+            raise TypeError(
+                "x() must return a tf.data.Dataset yielding (inputs, targets) batches, got "
+                f"{type(dataset).__name__}"
+            )
+        return dataset, None
+
+    def describe(self) -> str:
+        """``x ..., y ...`` for the message's second line."""
+        if self.kind == "arrays":
+            return f"x {shapes(self.x)}, y {shapes(self.y)}"
+        if self.kind == "factory":
+            name = getattr(self.x, "__name__", type(self.x).__name__)
+            return f"x {name}() (a new tf.data.Dataset per run), y None"
+        return f"x tf.data.Dataset {getattr(self.x, 'element_spec', '')}, y None"
+
+
+def _training_data(x: Any, y: Any) -> _Data:
+    """``x``/``y`` checked: arrays of one length, a ``tf.data.Dataset``, or a function building one."""
+    if K.is_dataset(x) or (callable(x) and not hasattr(x, "shape")):
+        what = "a tf.data.Dataset" if K.is_dataset(x) else "a function building a tf.data.Dataset"
+        if y is not None:
+            raise ValueError(f"y must be None when x is {what} (it yields (x, y) pairs)")
+        return _Data(x, None, "dataset" if K.is_dataset(x) else "factory")
+    n_x, n_y = _length(x, "x"), _length(y, "y")
+    if n_x != n_y:
+        raise ValueError(f"x and y must hold as many samples: x has {n_x}, y has {n_y}")
+    return _Data(x, y, "arrays")
 
 
 #: Why each assertion sets the reserved ``fit`` arguments itself.
@@ -235,8 +283,7 @@ def _trained(model: Any, history: dict[str, list[float]], *, rng_apart: bool = F
 def _train(
     session: _Session,
     make_model: Any,
-    x: Any,
-    y: Any,
+    data: _Data,
     kwargs: dict[str, Any],
     *,
     epochs: int,
@@ -253,6 +300,7 @@ def _train(
     model = _build(make_model, "make_model", earlier)
     earlier.append(model)
     _check_fit_signature(model, kwargs)
+    x, y = data.for_run()
     callbacks = _fresh_callbacks(kwargs.get("callbacks") or [])
     if reset and not split:
         callbacks.insert(0, K.ResetStatesCallback())

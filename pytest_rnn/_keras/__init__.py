@@ -27,6 +27,9 @@ from pytest_rnn._keras.backend import name as backend_name
 from pytest_rnn._keras.backend import to_numpy as to_numpy
 from pytest_rnn._keras.calls import ModelCache as ModelCache
 from pytest_rnn._keras.calls import compiled as compiled
+from pytest_rnn._keras.datasets import dataset_arrays as dataset_arrays
+from pytest_rnn._keras.datasets import datasets_fitted as datasets_fitted
+from pytest_rnn._keras.datasets import is_dataset as is_dataset
 from pytest_rnn._keras.guards import keras_globals_kept as keras_globals_kept
 from pytest_rnn._keras.guards import seed_keras as seed_keras
 from pytest_rnn._keras.guards import set_name_counters as set_name_counters
@@ -61,7 +64,6 @@ from pytest_rnn._keras.loops import graph_decoder as graph_decoder
 from pytest_rnn._keras.loops import graph_stream as graph_stream
 from pytest_rnn._keras.saving import MODEL_FILE as MODEL_FILE
 from pytest_rnn._keras.saving import epoch_end_hook as epoch_end_hook
-from pytest_rnn._keras.saving import is_dataset as is_dataset
 from pytest_rnn._keras.saving import is_rng_state as is_rng_state
 from pytest_rnn._keras.saving import load_model as load_model
 from pytest_rnn._keras.saving import load_stream as load_stream
@@ -112,6 +114,8 @@ __all__ = [
     "clone",
     "compiled",
     "copy_weights",
+    "dataset_arrays",
+    "datasets_fitted",
     "describe_layer",
     "describe_model",
     "determinism_guard",

@@ -14,7 +14,6 @@ apart, so a comparison can leave out what training never draws from.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ __all__ = [
     "MODEL_FILE",
     "STATES_FILE",
     "epoch_end_hook",
-    "is_dataset",
     "is_rng_state",
     "load_model",
     "load_stream",
@@ -58,13 +56,6 @@ def load_model(folder: Path) -> Any:
 def is_rng_state(variable: Any) -> bool:
     """Whether ``variable`` is the state of a ``keras.random.SeedGenerator`` (not a weight)."""
     return str(getattr(variable, "name", "")) == "seed_generator_state"
-
-
-def is_dataset(obj: Any) -> bool:
-    """Whether ``obj`` is a ``tf.data.Dataset`` (without importing TensorFlow if it is not loaded)."""
-    tf = sys.modules.get("tensorflow")
-    data = getattr(tf, "data", None)
-    return data is not None and isinstance(obj, data.Dataset)
 
 
 def save_stream(model: Any, folder: Path) -> None:
