@@ -32,6 +32,7 @@ from pytest_rnn._causal import (
     dependence_map,
 )
 from pytest_rnn._causal import model as C
+from pytest_rnn._causal import windows as W
 from pytest_rnn._core.compare import Tolerance
 from pytest_rnn._core.validate import Batch
 
@@ -516,27 +517,40 @@ def series(rng: np.random.Generator) -> np.ndarray:
     return rng.normal(size=(30, 2))
 
 
+@pytest.fixture(params=["copies", "perturbation"])
+def windows_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Plain windowing is read from tag series; the perturbation must give the same verdicts."""
+    if request.param == "perturbation":
+        monkeypatch.setattr(W, "_copied", lambda *args: None)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("windows_path")
 def test_correct_windows_pass(series: np.ndarray) -> None:
     assert_windows_causal(windows, series)
     assert_windows_causal(lambda s: windows(s, horizon=3), series)
     assert_windows_causal(lambda s: windows(s, offset=2), series)  # a gap is fine
 
 
-def test_off_by_one_window_is_caught(series: np.ndarray) -> None:
+def test_off_by_one_window_is_caught(series: np.ndarray, windows_path: str) -> None:
     with pytest.raises(RNNAssertionError) as info:  # targets: the last input step
         assert_windows_causal(windows_off_by_one, series, trials=2)
     msg = str(info.value)
+    how = "read from 3 tag series (its windows copy series values)"
+    assert (how if windows_path == "copies" else "2 trials per position") in msg
     assert "25/25 windows" in msg
     assert "window 0: inputs read positions 0-4; target reads position 4, the last input" in msg
     assert "off-by-one" in msg
     assert "(first 5 of 25 leaking windows)" in msg
 
 
+@pytest.mark.usefixtures("windows_path")
 def test_target_inside_window_is_caught(series: np.ndarray) -> None:
     with pytest.raises(RNNAssertionError, match="inside the input window"):
         assert_windows_causal(lambda s: windows(s, offset=-3), series, trials=2)
 
 
+@pytest.mark.usefixtures("windows_path")
 def test_inputs_past_the_target_are_caught(series: np.ndarray) -> None:
     def centred(s: np.ndarray) -> Any:
         smooth = (s + np.roll(s, -2, axis=0)) / 2  # a feature with future values
@@ -602,6 +616,61 @@ def test_thresholded_targets_are_found(rng: np.random.Generator) -> None:
 
     with pytest.raises(RNNAssertionError, match="inside the input window"):
         assert_windows_causal(up_today, s)
+
+
+def test_plain_windowing_is_read_in_five_calls(series: np.ndarray) -> None:
+    calls: list[int] = []
+
+    def counted(s: np.ndarray) -> Any:
+        calls.append(1)
+        return windows(s)
+
+    assert_windows_causal(counted, series)
+    assert len(calls) == 2 + 3  # the series twice (determinism), then three tag series
+
+    def computed(s: np.ndarray) -> Any:  # a difference is not a copy: measured by perturbation
+        calls.append(1)
+        xs, ys = windows(s)
+        return xs, ys - 1.0
+
+    calls.clear()
+    assert_windows_causal(computed, series, trials=2)
+    assert len(calls) == 2 + 3 + 30 * 2
+
+
+def test_a_maximum_is_not_mistaken_for_a_copy(rng: np.random.Generator) -> None:
+    # The window's maximum copies a value, but which one depends on the values: the tag
+    # series disagree, and the perturbation finds that it reads the whole window.
+    def peak(s: np.ndarray) -> Any:
+        xs, _ = windows(s)
+        return xs, xs.max(axis=1)
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_windows_causal(peak, rng.normal(size=30), trials=4)
+    assert "target reads positions 0-4, all inside the inputs" in str(info.value)
+    assert "4 trials per position" in str(info.value)
+
+
+def _dataset_windows(s: np.ndarray, *, shift: int = 0) -> Any:
+    """keras-io's windowing: inputs s[i : i + 10], target s[i + 10] (shift=-1: off by one)."""
+    w = 10
+    return keras.utils.timeseries_dataset_from_array(
+        s[: len(s) - w], s[w + shift :], sequence_length=w, batch_size=16, shuffle=False
+    )
+
+
+def test_timeseries_dataset_from_array_windows_are_read_whole() -> None:
+    s = np.sin(np.arange(80.0) * 0.3).astype("float32")[:, None]
+    assert_windows_causal(_dataset_windows, s)  # the dataset itself
+    with pytest.raises(RNNAssertionError) as info:
+        assert_windows_causal(lambda a: _dataset_windows(a, shift=-1), s)
+    msg = str(info.value)
+    assert "on a series of 80 positions -> inputs (61, 10, 1), targets (61, 1); read from 3" in msg
+    assert "window 0: inputs read positions 0-9; target reads position 9, the last input" in msg
+    with pytest.raises(ValueError, match=r"^the dataset make_windows returned yields EagerTensor elements, not \(inputs, t"):
+        assert_windows_causal(
+            lambda a: keras.utils.timeseries_dataset_from_array(a, None, sequence_length=10), s
+        )
 
 
 # --------------------------------------------------------------------------- bad calls

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn import _keras as K
-from pytest_rnn._causal.args import _FINITE, _name_of, _probe
+from pytest_rnn._causal.args import _FINITE, _name_of, _Probe, _probe
 from pytest_rnn._core import compare as _compare
+from pytest_rnn._core import copies as _copies
 from pytest_rnn._core import perturb as _perturb
 from pytest_rnn._core import text as _text
 from pytest_rnn._core import tree as _tree
@@ -44,7 +45,10 @@ def assert_windows_causal(
     ``make_windows(series)`` cuts one series into ``(inputs, targets)`` with
     ``inputs`` ``(n, window, features...)`` and ``targets`` ``(n, ...)`` (e.g.
     ``(n,)``, ``(n, features)`` or ``(n, horizon, ...)``); either may be a
-    list/dict of such arrays. Each series position is replaced in turn with
+    list/dict of such arrays. It may also return a ``tf.data.Dataset`` of
+    ``(inputs, targets)`` batches, as ``keras.utils.timeseries_dataset_from_array``
+    builds it with ``targets=``: its batches are read whole, in order (build
+    it with ``shuffle=False``). Each series position is replaced in turn with
     another position's value (``trials`` times); the positions that change a
     window's inputs and its target are the ones they depend on. For every
     window, every input must depend only on positions *strictly before* the
@@ -57,15 +61,21 @@ def assert_windows_causal(
     ``s[t+1] - s[t]``, a return, an up/down label); the target must still
     read at least one position after the inputs.
 
-    ``make_windows`` is called ``len(series) * trials + 2`` times, each on one
-    whole series: a short series (a few windows long) is enough, since the
-    check is about indexing, not data.
+    A ``make_windows`` that only copies series values into its windows
+    (slicing, ``timeseries_dataset_from_array``) is read in 5 calls: the
+    series twice, then 3 series of the same shape whose elements are all
+    distinct, where each window element names the position it was copied
+    from (every one must agree). Anything that computes (differences,
+    normalisation, thresholds) is measured by replacement instead: it is
+    called ``len(series) * trials + 2`` times, each on one whole series, so a
+    short series (a few windows long) is enough, since the check is about
+    indexing, not data.
 
     Args:
         make_windows: your function ``series -> (inputs, targets)``.
         series: one series, ``(length,)`` or ``(length, features...)``.
         anchor_steps: last input positions a target may share (>= 0).
-        trials: replacements per position.
+        trials: replacements per position (when measured by replacement).
         seed: seed of the replacements (default: the session seed, 0).
         rtol: tolerance for "changed" (with ``atol``; default by dtype).
         atol: see ``rtol``.
@@ -124,29 +134,13 @@ def assert_windows_causal(
                 "make_windows returned different windows for the same series: it must be a "
                 "deterministic function of the series"
             )
-        in_dep = np.zeros((n, length), dtype=bool)
-        tg_dep = np.zeros((n, length), dtype=bool)
-        # The series is one sample of `length` steps: the engine's step plan replaces
-        # position p in trials copies (p * trials ..), extremes first, then other positions.
-        donor = _perturb.step_donors(probe.rng(), trials, 1, length)
-        pool = _perturb.pool(s)
-        for p in range(length):
-            for q in donor[p * trials : (p + 1) * trials, 0, p]:
-                changed = s.copy()
-                changed[p] = pool[q]
-                ins, tgs, m = _windows(make_windows, changed)
-                if (
-                    m != n
-                    or [a.shape for a in ins] != [a.shape for a in inputs0]
-                    or [a.shape for a in tgs] != [a.shape for a in targets0]
-                ):
-                    raise ValueError(
-                        f"make_windows returned windows of other shapes after position {p} of "
-                        "series changed: the number and shape of windows must not depend on "
-                        "the values"
-                    )
-                in_dep[:, p] |= _window_changes(ins, inputs0, tols_in)
-                tg_dep[:, p] |= _window_changes(tgs, targets0, tols_tg)
+        copies = _copied(make_windows, s, inputs0, targets0, probe.rng())
+        if copies is not None:
+            in_dep, tg_dep = copies
+            how = f"read from {_TAGS} tag series (its windows copy series values)"
+        else:
+            in_dep, tg_dep = _perturbed(make_windows, s, inputs0, targets0, probe, tols_in, tols_tg)
+            how = f"{_text.plural(trials, 'trial')} per position"
     if not tg_dep.any():
         raise ValueError(
             "the targets of make_windows did not change when any single position of series "
@@ -156,7 +150,7 @@ def assert_windows_causal(
     if not findings:
         return None
     message = _windows_message(
-        make_windows, length, inputs0, targets0, n, trials, anchor_steps, findings, tg_dep
+        make_windows, length, inputs0, targets0, n, how, anchor_steps, findings, tg_dep
     )
     raise RNNAssertionError(
         message, picture=_windows_picture(message, in_dep, tg_dep, findings, anchor_steps)
@@ -191,8 +185,88 @@ def _windows_picture(
     )  # fmt: skip
 
 
+#: Tag series a plain windowing is read with (each a full call of make_windows).
+_TAGS = 3
+
+
+def _copied(
+    fn: Callable[[Any], Any],
+    s: np.ndarray,
+    inputs: list[np.ndarray],
+    targets: list[np.ndarray],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The positions each window reads, from a few tag series, if ``fn`` only copies values.
+
+    None when it computes anything (then :func:`_perturbed` measures), when
+    the series cannot be tagged (integers), or when a tag series changes the
+    windows' number or shapes or makes ``fn`` raise.
+    """
+    tags = _copies.tag_series(rng, s, _TAGS)
+    if tags is None:
+        return None
+    base = [*inputs, *targets]
+    outs = []
+    for tag in tags:
+        try:
+            ins, tgs, _ = _windows(fn, tag)
+        except Exception:  # the perturbation below measures it and reports what fails
+            return None
+        if [a.shape for a in [*ins, *tgs]] != [a.shape for a in base]:
+            return None
+        outs.append([*ins, *tgs])
+    index = _copies.copied_from(tags, outs, s, base)
+    if index is None:
+        return None
+    n = inputs[0].shape[0]
+    return (
+        _copies.dependence(index[: len(inputs)], n, s.shape),
+        _copies.dependence(index[len(inputs) :], n, s.shape),
+    )
+
+
+def _perturbed(
+    fn: Callable[[Any], Any],
+    s: np.ndarray,
+    inputs0: list[np.ndarray],
+    targets0: list[np.ndarray],
+    probe: _Probe,
+    tols_in: list[_compare.Tolerance],
+    tols_tg: list[_compare.Tolerance],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions each window reads: every position replaced in turn, ``trials`` times."""
+    length, n = s.shape[0], inputs0[0].shape[0]
+    in_dep = np.zeros((n, length), dtype=bool)
+    tg_dep = np.zeros((n, length), dtype=bool)
+    # The series is one sample of `length` steps: the engine's step plan replaces
+    # position p in trials copies (p * trials ..), extremes first, then other positions.
+    trials = probe.trials
+    donor = _perturb.step_donors(probe.rng(), trials, 1, length)
+    pool = _perturb.pool(s)
+    for p in range(length):
+        for q in donor[p * trials : (p + 1) * trials, 0, p]:
+            changed = s.copy()
+            changed[p] = pool[q]
+            ins, tgs, m = _windows(fn, changed)
+            if (
+                m != n
+                or [a.shape for a in ins] != [a.shape for a in inputs0]
+                or [a.shape for a in tgs] != [a.shape for a in targets0]
+            ):
+                raise ValueError(
+                    f"make_windows returned windows of other shapes after position {p} of "
+                    "series changed: the number and shape of windows must not depend on "
+                    "the values"
+                )
+            in_dep[:, p] |= _window_changes(ins, inputs0, tols_in)
+            tg_dep[:, p] |= _window_changes(tgs, targets0, tols_tg)
+    return in_dep, tg_dep
+
+
 def _windows(fn: Callable[[Any], Any], series: np.ndarray) -> tuple[list[Any], list[Any], int]:
     out = fn(series)
+    if K.is_dataset(out):
+        out = K.dataset_arrays(out, "the dataset make_windows returned")
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise ValueError(
             f"make_windows must return (inputs, targets), got {type(out).__name__}"
@@ -279,7 +353,7 @@ def _windows_message(
     inputs: list[np.ndarray],
     targets: list[np.ndarray],
     n: int,
-    trials: int,
+    how: str,
     anchor: int,
     findings: list[_WindowFinding],
     tg_dep: np.ndarray,
@@ -290,7 +364,7 @@ def _windows_message(
         f"Windows show their targets to their inputs: {len(findings)}/{n} windows have inputs "
         "that read series positions at or after the first position their target reads.",
         f"  make_windows {_name_of(make_windows)!r} on a series of {length} positions -> "
-        f"inputs {shapes_in}, targets {shapes_tg}; {_text.plural(trials, 'trial')} per position"
+        f"inputs {shapes_in}, targets {shapes_tg}; {how}"
         + (f"; anchor_steps={anchor}" if anchor else ""),
     ]
     for f in findings[: _text.MAX_LINES // 2]:

@@ -44,8 +44,9 @@ def dataset_arrays(dataset: Any, what: str) -> tuple[Any, ...]:
     for element in dataset:
         if not isinstance(element, (tuple, list)):
             raise ValueError(
-                f"{what} yields {type(element).__name__} elements: (inputs, targets) pairs of "
-                "batches are needed"
+                f"{what} yields {type(element).__name__} elements, not (inputs, targets) "
+                "pairs of batches: build it with its targets (timeseries_dataset_from_array("
+                "data, targets, ...))"
             )
         if parts is None:
             parts = [[] for _ in element]
