@@ -43,6 +43,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "seq2seq_assert_over_train_pass": ("<=", 10),
     # two trainings plus a save and load: about 2x is the floor
     "resume_assert_over_uninterrupted_fit": ("<=", 2.5),
+    "windows_dataset_assert_s": ("<=", 2),
     "plugin_import_ms": ("<=", 100),
 }
 
@@ -245,6 +246,32 @@ def bench_seq2seq(repeats: int) -> float | None:
         print(f"seq2seq: not available ({type(error).__name__}: {error})")
         return None
     return t_assert / t_full
+
+
+def bench_windows(repeats: int) -> dict[str, float] | None:
+    """``assert_windows_causal`` on keras-io's ``timeseries_dataset_from_array`` windowing."""
+    import numpy as np
+
+    try:
+        import keras
+
+        from pytest_rnn._causal import assert_windows_causal
+
+        def make_windows(series: Any) -> Any:
+            return keras.utils.timeseries_dataset_from_array(
+                series[:-10], series[10:], sequence_length=10, batch_size=64, shuffle=False
+            )
+
+        s = np.sin(np.arange(80.0) * 0.3).astype("float32")[:, None]
+        t_assert, t_call = side_by_side(
+            lambda: assert_windows_causal(make_windows, s),
+            lambda: [b for b in make_windows(s)],
+            repeats,
+        )
+    except Exception as error:
+        print(f"windows: not available ({type(error).__name__}: {error})")
+        return None
+    return {"windows_dataset_assert_s": t_assert, "windows_dataset_assert_over_call": t_assert / t_call}
 
 
 def bench_resume(repeats: int) -> float | None:
@@ -477,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["causal_assert_over_full_pass"] = bench_causal(args.repeats)
     figures["seq2seq_assert_over_train_pass"] = bench_seq2seq(args.repeats)
     figures["resume_assert_over_uninterrupted_fit"] = bench_resume(args.repeats)
+    figures.update(bench_windows(args.repeats) or {"windows_dataset_assert_s": None})
     if not args.skip_hypothesis:
         hyp = bench_hypothesis()
         figures["hypothesis_50_examples_s"] = hyp["wall_s"]
