@@ -509,6 +509,91 @@ def test_model_message_builder_on_arrays() -> None:
     assert "greatest change: 0.75 at output step 1, sample 0, when steps 2.. changed" in msg
 
 
+# --------------------------------------------------------------------------- strides and space-time
+
+
+def _seq(*stack: Any, shape: tuple[int | None, ...] = (None, 3)) -> keras.Model:
+    return keras.Sequential([keras.Input(shape), *stack])
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        lambda: [
+            layers.Conv1D(4, 4, strides=2, padding="causal"),
+            layers.LSTM(3, return_sequences=True),
+        ],
+        lambda: [layers.Conv1D(4, 3, padding="causal"), layers.MaxPooling1D(2)],
+        lambda: [
+            layers.Conv1D(4, 2, strides=2, padding="causal"),
+            layers.Conv1D(2, 2, strides=2, padding="causal"),
+        ],
+    ],
+    ids=["causal-strided", "pooled", "two-strides"],
+)
+def test_a_time_strided_causal_model_is_compared_by_the_block_it_covers(stack: Any) -> None:
+    # Output step t of a stride-2 model covers input steps 2t..2t+1: aligned index by
+    # index it would "read up to t steps ahead" though it reads none.
+    x = np.random.default_rng(0).normal(size=(4, 20, 3)).astype("float32")
+    assert_model_causal(_seq(*stack()), x)
+
+
+def test_a_strided_convolution_reading_past_its_block_is_caught() -> None:
+    x = np.random.default_rng(0).normal(size=(4, 20, 3)).astype("float32")
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(
+            _seq(layers.Conv1D(4, 5, strides=2, padding="same"), layers.Dense(1)), x
+        )
+    msg = str(info.value)
+    assert (
+        "the output has 10 steps for 20 input steps and the model strides time by 2: output "
+        "step t covers input steps 2t..2t+1 and may read up to input step 2t+1" in msg
+    )
+    assert "it reads up to 2 steps ahead" in msg  # TensorFlow pads 1 left, 2 right: 2t+3
+    assert "Conv1D padding='same' reads 2 future steps; use padding='causal'" in msg
+
+
+def test_a_conv3d_head_over_convlstm_frames_reads_the_next_frame() -> None:
+    # keras-io's next-frame model ends in Conv3D(1, (3, 3, 3), padding="same"): its first
+    # spatial axis is time, so each predicted frame reads the next input frame.
+    x = np.random.default_rng(0).normal(size=(2, 6, 8, 8, 1)).astype("float32")
+
+    def next_frame(kernel: tuple[int, int, int]) -> keras.Model:
+        return _seq(
+            layers.ConvLSTM2D(4, 3, padding="same", return_sequences=True),
+            layers.Conv3D(1, kernel, padding="same", name="head"),
+            shape=(None, 8, 8, 1),
+        )
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(next_frame((3, 3, 3)), x)
+    assert (
+        "first layer whose output leaks: 'head' (Conv3D(1, k=(3, 3, 3), padding='same')): "
+        "Conv3D padding='same' reads 1 future step along its first spatial axis, the time axis "
+        "here (kernel_size[0] > 1)" in str(info.value)
+    )
+    assert_model_causal(next_frame((1, 3, 3)), x)  # the same head within each frame
+
+
+def test_a_conv2d_spectrogram_front_end_is_named() -> None:
+    x = np.random.default_rng(0).normal(size=(2, 20, 8, 1)).astype("float32")
+
+    def front_end(kernel: tuple[int, int]) -> keras.Model:
+        return _seq(
+            layers.Conv2D(4, kernel, padding="same", name="front"),
+            layers.Reshape((-1, 32)),
+            layers.GRU(3, return_sequences=True),
+            shape=(20, 8, 1),
+        )
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_model_causal(front_end((3, 3)), x)
+    assert "'front' (Conv2D(4, k=(3, 3), padding='same')): Conv2D padding='same' reads 1 " in str(
+        info.value
+    )
+    assert_model_causal(front_end((1, 3)), x)  # frequency only: per time step
+
+
 # --------------------------------------------------------------------------- windows
 
 
@@ -667,7 +752,10 @@ def test_timeseries_dataset_from_array_windows_are_read_whole() -> None:
     msg = str(info.value)
     assert "on a series of 80 positions -> inputs (61, 10, 1), targets (61, 1); read from 3" in msg
     assert "window 0: inputs read positions 0-9; target reads position 9, the last input" in msg
-    with pytest.raises(ValueError, match=r"^the dataset make_windows returned yields EagerTensor elements, not \(inputs, t"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the dataset make_windows returned yields EagerTensor elements, not \(inputs, t",
+    ):
         assert_windows_causal(
             lambda a: keras.utils.timeseries_dataset_from_array(a, None, sequence_length=10), s
         )

@@ -206,15 +206,47 @@ ROWS = {
     # ----------------------------------------------------------------- pooling
     # DISAGREE (pooling): streaming names every MaxPooling1D; causality only
     # padding='same'.
+    # Over (time, space...): the first spatial axis of a sequence is time.
+    "conv3d-same": Row(
+        lambda: layers.Conv3D(1, (3, 3, 3), padding="same"),
+        Timing("future", "Conv3D", 1, "same", streams=True, causal=True, spatial=True),
+        "Conv3D padding='same' reads 1 future step(s) along its first spatial axis, which is "
+        "the time axis here",
+        "Conv3D padding='same' reads 1 future step along its first spatial axis, the time axis "
+        "here (kernel_size[0] > 1): make that axis causal (kernel_size[0] = 1, or pad the time "
+        "axis on the left only with ZeroPadding and use padding='valid')",
+    ),
+    "conv2d-valid": Row(
+        lambda: layers.Conv2D(2, (3, 1)),
+        Timing("future", "Conv2D", 2, "valid", streams=True, causal=True, spatial=True),
+        "Conv2D padding='valid' reads 2 future step(s) along its first spatial axis, which is "
+        "the time axis here",
+        "Conv2D padding='valid' reads 2 future steps along its first spatial axis, the time axis "
+        "here (kernel_size[0] > 1): make that axis causal (kernel_size[0] = 1, or pad the time "
+        "axis on the left only with ZeroPadding and use padding='valid')",
+    ),
+    "conv2d-per-frame": Row(
+        lambda: layers.Conv2D(2, (1, 3), padding="same"),
+        Timing("per-step", "Conv2D", 0, "same", spatial=True),
+        None,
+        None,
+    ),
+    "conv-causal-strided": Row(
+        lambda: layers.Conv1D(2, 4, strides=2, padding="causal"),
+        Timing("buffer", "Conv1D", 3, "causal", streams=True, stride=2),
+        "Conv1D padding='causal' needs the previous 3 step(s), which a streamed chunk does not "
+        "carry (no streaming buffer)",
+        None,
+    ),
     "maxpool-valid": Row(
         lambda: layers.MaxPooling1D(),
-        Timing("pooling", "MaxPooling1D", padding="valid", streams=True),
+        Timing("pooling", "MaxPooling1D", padding="valid", streams=True, stride=2),
         "MaxPooling1D pools neighbouring steps together",
         None,
     ),
     "maxpool-same": Row(
         lambda: layers.MaxPooling1D(padding="same"),
-        Timing("pooling", "MaxPooling1D", padding="same", streams=True, causal=True),
+        Timing("pooling", "MaxPooling1D", padding="same", streams=True, causal=True, stride=2),
         "MaxPooling1D pools neighbouring steps together",
         "MaxPooling1D padding='same' pools over later steps",
     ),

@@ -170,6 +170,7 @@ class _ModelRun:
     out_steps: int  # fewest steps of a picked output (< x's steps: a shortened output)
     probe: _Probe  # trials, seed and tolerance it is measured with
     paths: tuple[str, ...] = ()  # item paths of the picked outputs ("" for a single output)
+    stride: int = 1  # input steps per output step of the model's time-strided layers (product)
 
 
 def _forward(model: Any, tree: Any) -> tuple[Callable[[Any], Any], Any]:
@@ -242,7 +243,7 @@ def _prepare_model(
 
     steps = min(int(np.shape(outs[i][1])[1]) for i in picks)
     paths = tuple(outs[i][0] for i in picks)
-    return _ModelRun(run, call, picks, tolerances, steps, probe, paths)
+    return _ModelRun(run, call, picks, tolerances, steps, probe, paths, K.time_stride(model))
 
 
 def _gradient_map(mr: _ModelRun, batch: Batch) -> np.ndarray | None:

@@ -36,13 +36,38 @@ class _Leak:
     change: np.ndarray  # same shape: largest change
 
 
-def _suffix_leaks(changed: np.ndarray, change: np.ndarray, batch: Batch, trials: int) -> _Leak:
-    """Fold the suffix plan's copies: output t < s changed when steps s.. changed."""
+def _stride_of(total: int, steps: int, out: int) -> int:
+    """Input steps per step of an ``out``-step output of a ``steps``-step input.
+
+    1 unless the model's time-strided layers (``total``: the product of their
+    strides) shortened it: then the largest divisor of ``total`` whose
+    stride gives at least ``out`` steps (a tensor between two strided layers
+    has gone through the first only).
+    """
+    if total <= 1 or out >= steps:
+        return 1
+    for d in range(total, 1, -1):
+        if total % d == 0 and out <= -(-steps // d):
+            return d
+    return 1
+
+
+def _suffix_leaks(
+    changed: np.ndarray, change: np.ndarray, batch: Batch, trials: int, stride: int = 1
+) -> _Leak:
+    """Fold the suffix plan's copies: output t changed when steps s.. after its last changed.
+
+    Output step t's last input step is t, or with a time ``stride`` (the
+    model's total, see :func:`_stride_of`) the last step of the block it
+    covers, ``stride * (t + 1) - 1``.
+    """
     starts = batch.steps - 1
     steps = changed.shape[2]
+    stride = _stride_of(stride, batch.steps, steps)
     changed = changed.reshape(starts, trials, batch.batch, steps)
     change = change.reshape(starts, trials, batch.batch, steps)
-    before = np.arange(steps)[None, :] < np.arange(1, batch.steps)[:, None]  # (starts, steps)
+    last = stride * (np.arange(steps) + 1) - 1
+    before = last[None, :] < np.arange(1, batch.steps)[:, None]  # (starts, steps)
     leak = changed.any(axis=1) & before[:, None, :]
     return _Leak(leak, np.where(leak, change.max(axis=1), 0.0))
 
@@ -73,7 +98,7 @@ def _localise(mr: _ModelRun, batch: Batch, mask: Any, donor: Any) -> list[str]:
 
     each = _perturb.measure_each(call, batch, mask, donor, tols)
     leaks = {
-        j: bool(_suffix_leaks(c, size, batch, mr.probe.trials).leak.any())
+        j: bool(_suffix_leaks(c, size, batch, mr.probe.trials, mr.stride).leak.any())
         for j, (c, size) in zip(aligned, each)
     }
     index = {id(kt): j for j, (_, _, kt) in enumerate(tensors)}
@@ -182,25 +207,29 @@ def assert_model_causal(
         mask, donor = _perturb.suffix_plan(batch, trials, probe.rng())
         each = _perturb.measure_each(mr.call, batch, mask, donor, mr.tolerances)
         leaking = [
-            p for p, (c, s) in zip(mr.paths, each) if _suffix_leaks(c, s, batch, trials).leak.any()
+            p
+            for p, (c, s) in zip(mr.paths, each)
+            if _suffix_leaks(c, s, batch, trials, mr.stride).leak.any()
         ]
         if not leaking:
             return None
         changed, change = _perturb.merge(each)
-        found = _suffix_leaks(changed, change, batch, trials)
+        found = _suffix_leaks(changed, change, batch, trials, mr.stride)
         try:
             located = _localise(mr, batch, mask, donor)
         except Exception as exc:  # the probe reads Keras graph internals; never hide the leak
             located = [f"  (could not probe layers one by one: {type(exc).__name__}: {exc})"]
         grid: list[str] = []
-        picture = _suffix_picture(found, mr.out_steps, batch.steps, batch.batch)
-        if batch.steps <= _text.GRID_STEPS:
+        stride = _stride_of(mr.stride, batch.steps, mr.out_steps)
+        picture = _suffix_picture(found, mr.out_steps, batch.steps, batch.batch, stride)
+        if batch.steps <= _text.GRID_STEPS and stride == 1:
             per = _perturb.per_sample_map(mr.call, batch, trials, probe.seed, mr.tolerances)
             grid = _model_grid(per.sum(axis=1), batch.batch)
             picture = _step_picture(per.sum(axis=1), batch.batch)
     message = _model_message(
-        model, mr.out_steps, batch, trials, found, mr.tolerances[0], located, grid, leaking
-    )
+        model, mr.out_steps, batch, trials, found, mr.tolerances[0], located, grid, leaking,
+        stride,
+    )  # fmt: skip
     picture = replace(picture, title=message.splitlines()[0])
     raise RNNAssertionError(message, picture=picture)
 
@@ -216,13 +245,15 @@ def _step_picture(counts: np.ndarray, samples: int) -> DependencePicture:
     )  # fmt: skip
 
 
-def _suffix_picture(found: _Leak, out_steps: int, steps: int, samples: int) -> DependencePicture:
-    """Output step x first replaced step s (steps s.. replaced): leaks are cells with s > t."""
+def _suffix_picture(
+    found: _Leak, out_steps: int, steps: int, samples: int, stride: int = 1
+) -> DependencePicture:
+    """Output step x first replaced step s (steps s.. replaced): leaks are cells past t's block."""
     counts = np.zeros((out_steps, steps), dtype=np.int64)
     leak = found.leak[:, :, :out_steps]  # (starts 1.., samples, output steps)
     counts[:, 1:] = leak.sum(axis=1).T[:, : steps - 1]
     rows, cols = np.indices(counts.shape)
-    allowed = np.asarray(cols <= rows)
+    allowed = np.asarray(cols <= stride * (rows + 1) - 1)
     return DependencePicture(
         "", counts, samples, allowed, (counts > 0) & ~allowed, "output step",
         "first replaced input step s (steps s.. replaced)", "causal: input steps <= t",
@@ -250,6 +281,7 @@ def _model_message(
     located: list[str],
     grid: list[str],
     leaking: Sequence[str] = ("",),
+    stride: int = 1,
 ) -> str:
     leak, change = found.leak, found.change
     t = batch.steps
@@ -260,7 +292,7 @@ def _model_message(
     reach = np.where(leak, starts[:, None, None], -1).max(axis=0)
     samples = [int((reach[:, s] >= 0).sum()) for s in outs]
     far = [int(reach[:, s].max()) for s in outs]
-    ahead = sorted({f - s for f, s in zip(far, outs)})
+    ahead = sorted({f - (stride * (s + 1) - 1) for f, s in zip(far, outs)})
     if all(f == t - 1 for f in far) and len(ahead) > 1:
         how = "reads to the last step of the sequence"
     else:
@@ -271,6 +303,12 @@ def _model_message(
         f"{_text.plural(trials, 'trial')} per step",
         *(
             [
+                f"  the output has {out_steps} steps for {t} input steps and the model strides "
+                f"time by {stride}: output step t covers input steps {stride}t..{stride}t+"
+                f"{stride - 1} and may read up to input step {stride}t+{stride - 1}"
+            ]
+            if stride > 1
+            else [
                 f"  the output has {out_steps} steps for {t} input steps: output step t is "
                 "compared with input step t, as Keras aligns them"
             ]

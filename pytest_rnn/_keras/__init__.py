@@ -85,6 +85,7 @@ from pytest_rnn._keras.timing import causal_reason as causal_reason
 from pytest_rnn._keras.timing import reads_past_only as reads_past_only
 from pytest_rnn._keras.timing import stream_reason as stream_reason
 from pytest_rnn._keras.timing import suspects as suspects
+from pytest_rnn._keras.timing import time_stride as time_stride
 from pytest_rnn._keras.timing import timing as timing
 from pytest_rnn._keras.twins import cached_clone as cached_clone
 from pytest_rnn._keras.twins import clone as clone
@@ -164,6 +165,7 @@ __all__ = [
     "suspects",
     "sync_weights",
     "tensors_model",
+    "time_stride",
     "timing",
     "to_numpy",
     "top_layers",

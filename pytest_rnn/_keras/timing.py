@@ -31,6 +31,7 @@ __all__ = [
     "reads_past_only",
     "stream_reason",
     "suspects",
+    "time_stride",
     "timing",
 ]
 
@@ -47,6 +48,12 @@ _ATTENTION = ("MultiHeadAttention", "Attention", "AdditiveAttention", "GroupedQu
 
 #: The convolutions the causality table knows, by exact class name.
 _CAUSAL_CONVS = ("Conv1D", "SeparableConv1D", "DepthwiseConv1D")
+
+#: Convolutions over (time, space...): the first spatial axis of a sequence input is time
+#: (ConvLSTM next-frame heads, spectrogram front ends). Both tables name them.
+_SPATIAL_CONVS = (
+    "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose", "Conv3DTranspose",
+)  # fmt: skip
 
 #: A renderer: ``(layer, nodes) -> why it reads other steps``, or ``None``.
 Reason = Callable[[Any, Sequence[Any]], str | None]
@@ -78,6 +85,11 @@ class Timing:
         sequences: a recurrent layer's ``return_sequences``.
         stateful: a recurrent layer's ``stateful``.
         stock: exactly Keras's LSTM, GRU or SimpleRNN, without ``return_state``.
+        stride: input steps per output step along time (a convolution's or
+            pooling's first ``strides``): its output step t covers input steps
+            ``stride * t`` .. ``stride * (t + 1) - 1``.
+        spatial: a 2-D or 3-D convolution (channels last), whose first spatial
+            axis is the sequence's time axis.
     """
 
     kind: str
@@ -92,6 +104,8 @@ class Timing:
     sequences: bool = False
     stateful: bool = False
     stock: bool = False
+    stride: int = 1
+    spatial: bool = False
 
 
 class Suspect(NamedTuple):
@@ -135,6 +149,8 @@ def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
     stream_conv = isinstance(layer, L.Conv1D) or name.startswith("Conv1D")
     if stream_conv or name in _CAUSAL_CONVS:
         return _conv(name, cfg, streams=stream_conv, causal=name in _CAUSAL_CONVS, nested=nested)
+    if name in _SPATIAL_CONVS and cfg.get("data_format", "channels_last") == "channels_last":
+        return _conv(name, cfg, streams=True, causal=True, nested=nested, spatial=True)
     if name in _ATTENTION:
         masked = any(_masked(node) for node in nodes)
         return Timing("attention", name, streams=True, causal=not masked)
@@ -169,6 +185,7 @@ def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
             streams=True,
             causal=padding == "same",
             nested=nested,
+            stride=_first(cfg.get("strides") or cfg.get("pool_size", 1)),
         )
     if per_step:
         return Timing("per-step", name, axis=cfg.get("axis"), per_step=True)
@@ -177,26 +194,43 @@ def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
     return None
 
 
+def _first(value: Any) -> int:
+    """The time axis's entry of a per-axis setting (an int, or a list/tuple of them)."""
+    return int(value[0] if isinstance(value, (list, tuple)) else value)
+
+
 def _conv(
-    name: str, cfg: dict[str, Any], *, streams: bool, causal: bool, nested: bool
+    name: str,
+    cfg: dict[str, Any],
+    *,
+    streams: bool,
+    causal: bool,
+    nested: bool,
+    spatial: bool = False,
 ) -> Timing | None:
-    """A 1-D convolution's timing: its window spans ``dilation * (kernel - 1)`` steps beyond its first."""
-
-    def first(v: Any) -> int:
-        return int(v[0] if isinstance(v, (list, tuple)) else v)
-
-    reach = first(cfg.get("dilation_rate", 1)) * (first(cfg.get("kernel_size", 1)) - 1)
+    """A convolution's timing along its first axis: ``dilation * (kernel - 1)`` steps past its first."""
+    reach = _first(cfg.get("dilation_rate", 1)) * (_first(cfg.get("kernel_size", 1)) - 1)
     padding = cfg.get("padding")
+    stride = _first(cfg.get("strides", 1))
+    common = {"streams": streams, "nested": nested, "stride": stride, "spatial": spatial}
     if reach == 0:
-        return Timing("per-step", name, steps=0, padding=padding, nested=nested)
+        return Timing("per-step", name, 0, padding, nested=nested, stride=stride, spatial=spatial)
     if padding == "same":  # TensorFlow pads more on the right
-        steps = reach - reach // 2
-        return Timing("future", name, steps, padding, streams=streams, causal=causal, nested=nested)
+        return Timing("future", name, reach - reach // 2, padding, causal=causal, **common)
     if padding == "valid":
-        return Timing("future", name, reach, padding, streams=streams, causal=causal, nested=nested)
+        return Timing("future", name, reach, padding, causal=causal, **common)
     if padding == "causal":
-        return Timing("buffer", name, reach, padding, streams=streams, nested=nested)
+        return Timing("buffer", name, reach, padding, **common)
     return None
+
+
+def time_stride(model: Any) -> int:
+    """Input steps per output step of ``model``: the product of its layers' time strides."""
+    stride = 1
+    for _, layer in iter_layers(model):
+        t = timing(layer)
+        stride *= t.stride if t is not None else 1
+    return stride
 
 
 def _masked(node: Any) -> bool:
@@ -231,6 +265,11 @@ def stream_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
         return "Bidirectional reads the sequence backwards too: every step depends on the whole sequence"
     if t.kind == "backwards":
         return "go_backwards=True runs from the last step: every output depends on later steps"
+    if t.spatial and t.kind == "future":
+        return (
+            f"{t.layer} padding={t.padding!r} reads {t.steps} future step(s) along its first "
+            "spatial axis, which is the time axis here"
+        )
     if t.kind == "future" and t.padding == "same":
         return f"Conv1D padding='same' reads {t.steps} future step(s)"
     if t.kind == "future":
@@ -272,6 +311,13 @@ def causal_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
             return f"nested model containing {inner[0].path!r} ({inner[0].reason})"
         return None
     name = t.layer
+    if t.spatial and t.kind == "future":
+        return (
+            f"{name} padding={t.padding!r} reads {plural(t.steps or 0, 'future step')} along "
+            "its first spatial axis, the time axis here (kernel_size[0] > 1): make that axis "
+            "causal (kernel_size[0] = 1, or pad the time axis on the left only with "
+            "ZeroPadding and use padding='valid')"
+        )
     if t.kind == "bidirectional":
         return "Bidirectional: its backward RNN reads the sequence from the last step"
     if t.kind == "backwards":
