@@ -5,7 +5,8 @@ Assertions for Keras 3 sequence models, to call inside your own tests:
 - :func:`assert_stateful_equals_batch`: a stateful streaming copy agrees with
   the batch model, chunk by chunk (seed 003).
 - :func:`assert_inference_matches_training`: a seq2seq inference graph is the
-  function that was trained; :func:`teacher_forcing_gap` explains the rest (seed 000).
+  function that was trained (:func:`per_sample` marks a loop that decodes one
+  sample at a time); :func:`teacher_forcing_gap` explains the rest (seed 000).
 - :func:`assert_labels_causal`, :func:`assert_model_causal`,
   :func:`assert_windows_causal`: labels depend only on steps the model can see (seed 001).
 - :func:`assert_fit_equivalent`, :func:`assert_training_reproducible`,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from pytest_rnn._seq2seq import (
         assert_inference_matches_training as assert_inference_matches_training,
     )
+    from pytest_rnn._seq2seq import per_sample as per_sample
     from pytest_rnn._seq2seq import teacher_forcing_gap as teacher_forcing_gap
     from pytest_rnn._stateful import (
         assert_stateful_equals_batch as assert_stateful_equals_batch,
@@ -74,6 +76,7 @@ _LAZY = {
     "stateful_twin": "_keras",
     "TeacherForcingGap": "_seq2seq",
     "assert_inference_matches_training": "_seq2seq",
+    "per_sample": "_seq2seq",
     "teacher_forcing_gap": "_seq2seq",
     "assert_stateful_equals_batch": "_stateful",
     "assert_stream_resumable": "_stateful",

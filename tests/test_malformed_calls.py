@@ -358,6 +358,16 @@ ROWS: list[Row] = [
         "feedback-number": lambda z: _inference(z, feedback=3),
         "feedback-argmax-for-float-decoder": lambda z: _inference(z, feedback="argmax"),
     }),
+    *rows("assert_inference_matches_training", "steps", {
+        "steps-zero": lambda z: _inference(z, steps=0),
+        "steps-bool": lambda z: _inference(z, steps=True),
+        "steps-float": lambda z: _inference(z, steps=2.0),
+        "steps-disagreeing": lambda z: _inference(z, steps=z.dec.shape[1] + 1),
+    }),
+    *rows("per_sample", "fn", {
+        "fn-number": lambda z: pytest_rnn.per_sample(3),
+        "fn-none": lambda z: pytest_rnn.per_sample(None),
+    }),
     *_tolerance_rows("assert_inference_matches_training", _inference),
     # ---------------------------------------------------------------- teacher_forcing_gap
     Row("teacher_forcing_gap", "train_model-array", lambda z: _gap(z, train_model=z.x),

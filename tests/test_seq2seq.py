@@ -23,6 +23,7 @@ from models import DEC_STEPS, ENC_FEATURES, FEATURES, LATENT, VOCAB, Net, build_
 from models import pair as tutorial_pair
 from models import unrolled as tutorial_unrolled
 
+import pytest_rnn
 from pytest_rnn import _keras
 from pytest_rnn._errors import RNNAssertionError
 from pytest_rnn._random import kept
@@ -770,3 +771,398 @@ def test_a_onehot_start_mismatch_shows_the_values_and_tokens() -> None:
         "    sample 0: start [0., 0., 1., 0., 0., 0.] (one-hot: token 2), "
         "decoder_inputs[:, 0] [1., 0., 0., 0., 0., 0.] (one-hot: token 0)"
     ) in str(info.value)
+
+
+# --------------------------------------------------------------------------- steps: no labels
+
+
+@pytest.fixture(scope="module")
+def open_train(lstm: Net) -> keras.Model:
+    """The tutorial's training model with an open decoder length ``(None, None, features)``."""
+    d = keras.Input((None, FEATURES))
+    out = lstm.dense(lstm.decoder_rnn(d, initial_state=lstm.enc_states)[0])
+    return keras.Model([lstm.enc_in, d], out, name="open_lstm")
+
+
+@pytest.mark.parametrize("steps", [1, 3, DEC_STEPS, 9])
+def test_pair_runs_free_for_steps_without_decoder_inputs(
+    lstm: Net, open_train: keras.Model, steps: int
+) -> None:
+    assert_inference_matches_training(
+        open_train, pair(lstm), encoder_inputs(lstm), start=START, steps=steps
+    )
+
+
+def test_steps_agreeing_with_every_source_passes(lstm: Net, open_train: keras.Model) -> None:
+    x, d = encoder_inputs(lstm), decoder_inputs(lstm)
+    assert_inference_matches_training(open_train, pair(lstm), x, decoder_inputs=d, steps=DEC_STEPS)
+    assert_inference_matches_training(lstm.train, unrolled(lstm), x, start=START, steps=DEC_STEPS)
+    assert_inference_matches_training(
+        open_train, plain(lstm, teacher=False), x, start=START, steps=DEC_STEPS
+    )
+
+
+def test_steps_catches_a_step_model_that_drops_its_states(
+    lstm: Net, open_train: keras.Model
+) -> None:
+    msg = caught(open_train, pair(lstm, "keep_states"), encoder_inputs(lstm), start=START, steps=4)
+    assert "batch 4, 6 encoder steps, 4 decoder steps" in msg
+    assert "step 0 agrees, step 1 is the first that differs" in msg
+    assert "first mismatch: step 1, sample 0" in msg
+    # Without decoder_inputs nothing tells the step from the feedback: the message says how.
+    assert (
+        "to tell the step function from the feedback, pass decoder_inputs: the teacher-forced "
+        "replay then steps with the ground truth"
+    ) in msg
+
+
+def test_without_steps_an_open_length_pair_is_told_to_pass_steps(
+    lstm: Net, open_train: keras.Model
+) -> None:
+    with pytest.raises(ValueError) as info:
+        assert_inference_matches_training(open_train, pair(lstm), encoder_inputs(lstm), start=START)
+    assert str(info.value) == (
+        "steps: cannot tell how many decoder steps to run (train_model's decoder input has no "
+        "fixed length and the inference does not say): pass steps=N to run N steps free-running "
+        "(no labels needed), or pass decoder_inputs"
+    )
+
+
+@pytest.mark.parametrize(
+    ("steps", "exc", "message"),
+    [
+        (0, ValueError, "steps must be >= 1, got 0"),
+        (-2, ValueError, "steps must be >= 1, got -2"),
+        (True, TypeError, "steps must be an int, got bool"),
+        (3.0, TypeError, "steps must be an int, got float"),
+        ("5", TypeError, "steps must be an int, got str"),
+    ],
+    ids=["zero", "negative", "bool", "float", "string"],
+)
+def test_bad_steps_are_refused(
+    lstm: Net, open_train: keras.Model, steps: Any, exc: type[Exception], message: str
+) -> None:
+    with pytest.raises(exc, match=f"^{re.escape(message)}$"):
+        assert_inference_matches_training(
+            open_train, pair(lstm), encoder_inputs(lstm), start=START, steps=steps
+        )
+
+
+def test_steps_disagreeing_with_decoder_inputs_or_train_model_are_refused(
+    lstm: Net, open_train: keras.Model
+) -> None:
+    x, d = encoder_inputs(lstm), decoder_inputs(lstm)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "steps=3 but decoder_inputs has 5 decoder steps: leave steps out (decoder_inputs "
+            "fixes the number of steps) or pass steps=5"
+        ),
+    ):
+        assert_inference_matches_training(open_train, pair(lstm), x, decoder_inputs=d, steps=3)
+    with pytest.raises(
+        ValueError, match=re.escape("steps=7 but train_model's decoder input has 5 decoder steps")
+    ):
+        assert_inference_matches_training(lstm.train, pair(lstm), x, start=START, steps=7)
+    with pytest.raises(ValueError, match=re.escape("steps=2 but inference has 5 decoder steps")):
+        assert_inference_matches_training(open_train, unrolled(lstm), x, start=START, steps=2)
+
+
+# --------------------------------------------------------------------------- per-sample loops
+
+CHARS = 6  # onehot_tutorial's decoder characters; character 0 is the start
+
+
+@pytest.fixture(scope="module")
+def chars() -> SimpleNamespace:
+    """onehot_tutorial, seeded, and encoder inputs for 6 samples."""
+    with kept():
+        keras.utils.set_random_seed(0)
+        train, models = onehot_tutorial()
+        _, broken = onehot_tutorial(bug="fresh-states")
+    x = np.eye(5, dtype="float32")[np.random.default_rng(3).integers(0, 5, (6, 6))]
+    start = np.eye(CHARS, dtype="float32")[0]
+    return SimpleNamespace(train=train, pair=models, broken=broken, x=x, start=start)
+
+
+def decode_sequence_of(
+    models: tuple[Any, Any], *, stop: int | None = None, max_steps: int = 6, bug: str | None = None
+) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """keras-io's ``decode_sequence(input_seq)``: one sample, stopping at ``stop`` or ``max_steps``.
+
+    Returns each step's output ``(1, 1, CHARS)``, the only change from the tutorial.
+    ``bug``: ``"encoder_states"`` (the states are never updated) or ``"lag"`` (the
+    character fed back is the one before the last).
+    """
+    encoder_model, decoder_model = models
+
+    def decode_sequence(input_seq: np.ndarray) -> list[np.ndarray]:
+        states = [ops.convert_to_numpy(s) for s in encoder_model(input_seq)]
+        target_seq = np.eye(CHARS, dtype="float32")[None, None, 0]
+        previous, outputs = target_seq, []
+        while True:
+            output, *new = (ops.convert_to_numpy(o) for o in decoder_model([target_seq, *states]))
+            outputs.append(output)
+            token = int(np.argmax(output[0, -1]))
+            if token == stop or len(outputs) == max_steps:
+                return outputs
+            sampled = np.eye(CHARS, dtype="float32")[None, None, token]
+            target_seq, previous = (previous, sampled) if bug == "lag" else (sampled, sampled)
+            if bug != "encoder_states":
+                states = new
+
+    return decode_sequence
+
+
+def stop_character(models: tuple[Any, Any], x: np.ndarray, **kw: Any) -> int:
+    """A stop character that ends sample 0 early: the one it emits at step 1."""
+    return int(np.argmax(decode_sequence_of(models, **kw)(x[:1])[1][0, -1]))
+
+
+def test_per_sample_loop_that_stops_early_passes(chars: SimpleNamespace) -> None:
+    stop = stop_character(chars.pair, chars.x)
+    loop = decode_sequence_of(chars.pair, stop=stop)
+    lengths = [len(loop(chars.x[i : i + 1])) for i in range(len(chars.x))]
+    assert min(lengths) < 6 == max(lengths)  # some samples stopped at the stop character
+    kw = {"start": chars.start, "feedback": "onehot"}
+    assert_inference_matches_training(chars.train, pytest_rnn.per_sample(loop), chars.x, **kw)
+    assert_inference_matches_training(
+        chars.train, pytest_rnn.per_sample(loop), chars.x, steps=6, **kw
+    )
+    # Even when every sample stops before the steps given, only what they produced counts.
+    assert_inference_matches_training(
+        chars.train, pytest_rnn.per_sample(loop), chars.x, steps=9, **kw
+    )
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda outs: outs,  # the step model's (1, 1, chars) per step
+        lambda outs: [o[0, 0] for o in outs],  # (chars,) per step, the tutorial's [0, -1, :]
+        lambda outs: np.concatenate([o[0] for o in outs]),  # one array (steps, chars)
+        lambda outs: np.concatenate(outs, axis=1),  # one array (1, steps, chars)
+        lambda outs: np.stack(outs),  # (steps, 1, 1, chars)
+    ],
+    ids=["steps-1-1-c", "steps-c", "array-t-c", "array-1-t-c", "array-t-1-1-c"],
+)
+def test_per_sample_outputs_in_any_layout_pass(
+    chars: SimpleNamespace, shape: Callable[[list[np.ndarray]], Any]
+) -> None:
+    loop = decode_sequence_of(chars.pair, max_steps=4)
+    assert_inference_matches_training(
+        chars.train, pytest_rnn.per_sample(lambda x: shape(loop(x))), chars.x,
+        start=chars.start, feedback="onehot",
+    )  # fmt: skip
+
+
+def test_per_sample_loop_with_states_never_updated_is_caught(chars: SimpleNamespace) -> None:
+    buggy = decode_sequence_of(chars.pair, bug="encoder_states")
+    lengths = iter([2, 6, 4, 6, 6, 3])  # the loop is called once per sample, in order
+    msg = caught(
+        chars.train, pytest_rnn.per_sample(lambda x: buggy(x)[: next(lengths)]), chars.x,
+        start=chars.start, feedback="onehot",
+    )  # fmt: skip
+    first, context = msg.splitlines()[:2]
+    assert first == "The inference does not reproduce the training model (1 check fails)."
+    assert "inference: per-sample callable test_per_sample_loop_with_states" in context
+    assert "(one sample at a time)" in context
+    assert "batch 6, 6 encoder steps, 6 decoder steps" in context
+    assert context.endswith(
+        "; 3 of 6 samples stopped early (after 2, 4 and 3 steps), compared on the steps they "
+        "produced"
+    )
+    assert "step 0 agrees, step 1 is the first that differs" in msg
+    assert "re-initialised from the encoder at every step?" in msg
+    assert " / 162 (" in msg  # compared: (2 + 6 + 4 + 6 + 6 + 3) steps * 6 characters
+
+
+def test_per_sample_loop_feeding_back_late_is_caught(chars: SimpleNamespace) -> None:
+    msg = caught(
+        chars.train, pytest_rnn.per_sample(decode_sequence_of(chars.pair, bug="lag")), chars.x,
+        start=chars.start, feedback="onehot",
+    )  # fmt: skip
+    assert "step 0 agrees, step 1 is the first that differs" in msg
+    assert "fed its outputs two steps late: the feedback is shifted by one step too many" in msg
+
+
+def test_per_sample_loop_with_fresh_states_is_caught_at_step_0(chars: SimpleNamespace) -> None:
+    with pytest.raises(RNNAssertionError, match="step 0 differs: the decoder starts from other"):
+        assert_inference_matches_training(
+            chars.train, pytest_rnn.per_sample(decode_sequence_of(chars.broken)), chars.x,
+            start=chars.start, feedback="onehot",
+        )  # fmt: skip
+
+
+def test_teacher_forcing_gap_of_a_per_sample_loop_counts_the_steps_it_produced(
+    chars: SimpleNamespace,
+) -> None:
+    lengths = [2, 5, 4, 5, 5, 3]
+    loop = decode_sequence_of(chars.pair)
+    calls = iter(lengths)
+    targets = np.eye(CHARS, dtype="float32")[np.random.default_rng(8).integers(0, CHARS, (6, 6))]
+    gap = teacher_forcing_gap(
+        chars.train, pytest_rnn.per_sample(lambda x: loop(x)[: next(calls)]), chars.x, targets,
+        start=chars.start, feedback="onehot",
+    )  # fmt: skip
+    assert gap.wiring_consistent is True
+    assert gap.steps == 5 and gap.free_running_per_step.shape == (5,)
+    errors = [
+        ((np.concatenate(loop(chars.x[i : i + 1])[:n], axis=1)[0] - targets[i, :n]) ** 2).mean(-1)
+        for i, n in enumerate(lengths)
+    ]
+    assert gap.free_running_loss == pytest.approx(float(np.concatenate(errors).mean()), rel=1e-5)
+    step_4 = [e[4] for e in errors if len(e) > 4]
+    assert gap.free_running_per_step[4] == pytest.approx(float(np.mean(step_4)), rel=1e-5)
+    # Step 0 gets the same input (start) in both runs.
+    assert gap.teacher_forced_per_step[0] == pytest.approx(gap.free_running_per_step[0], rel=1e-5)
+
+
+def test_per_sample_loop_returning_the_decoded_text_is_refused(chars: SimpleNamespace) -> None:
+    def decode_sequence(input_seq: np.ndarray) -> str:
+        return "ABC\n"
+
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "inference (per-sample callable test_per_sample_loop_returning_the_decoded_text_is_"
+            "refused.<locals>.decode_sequence (one sample at a time)) returned str for sample 0: "
+            "return the decoder outputs of the steps it ran (e.g. a list of each step's "
+            "output_tokens), not the decoded text"
+        ),
+    ):
+        assert_inference_matches_training(
+            chars.train, pytest_rnn.per_sample(decode_sequence), chars.x, start=chars.start,
+            feedback="onehot",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (
+            lambda loop, x: loop(x) * 2,
+            "inference returned 12 decoder steps for sample 0, more than",
+        ),
+        (lambda loop, x: [], "returned no decoder steps for sample 0"),
+        (lambda loop, x: [np.zeros((2, CHARS))], "output step 0 of sample 0 has shape (2, 6)"),
+        (lambda loop, x: np.zeros(CHARS), "returned shape (6,) for sample 0"),
+        (
+            lambda loop, x: [np.zeros(CHARS), np.zeros(CHARS + 1)],
+            "output steps of sample 0 differ in shape: (6,), (7,)",
+        ),
+    ],
+    ids=["longer", "empty", "step-rank", "one-step-only", "ragged"],
+)
+def test_per_sample_outputs_that_do_not_fit_are_refused(
+    chars: SimpleNamespace, returned: Callable[..., Any], message: str
+) -> None:
+    loop = decode_sequence_of(chars.pair)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        assert_inference_matches_training(
+            chars.train, pytest_rnn.per_sample(lambda x: returned(loop, x)), chars.x,
+            start=chars.start, feedback="onehot", steps=6,
+        )  # fmt: skip
+
+
+def test_per_sample_needs_a_callable_and_is_idempotent() -> None:
+    with pytest.raises(TypeError, match=r"^fn must be a callable .* got int$"):
+        pytest_rnn.per_sample(3)  # type: ignore[arg-type]
+    marked = pytest_rnn.per_sample(len)
+    assert pytest_rnn.per_sample(marked) is marked  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- what the replay measured
+
+
+def test_states_not_carried_and_feedback_late_get_different_hints(
+    lstm: Net, lstm_tokens: Net
+) -> None:
+    # The step model hands back the states it was given: fed the ground truth, it still differs.
+    states = caught(
+        lstm.train, pair(lstm, "keep_states"), encoder_inputs(lstm),
+        decoder_inputs=decoder_inputs(lstm),
+    )  # fmt: skip
+    free = states.split("teacher-forced replay:")[0]
+    assert "(2 checks fail)" in states
+    assert (
+        "step 0 agrees, step 1 is the first that differs, and the teacher-forced replay fails "
+        "too: stepped with the ground-truth decoder_inputs, the step function itself differs "
+        "from training, so fix the step before the feedback"
+    ) in free
+    assert "the state carried between steps (not carried: re-initialised from the encoder" in free
+    assert "the feedback is what differs" not in states
+    # The loop feeds the token back one step late: fed the ground truth, it agrees.
+    net = lstm_tokens
+    late = caught(
+        net.train, plain(net, "lag"), encoder_inputs(net), decoder_inputs=decoder_inputs(net),
+        feedback="argmax",
+    )  # fmt: skip
+    assert "(1 check fails)" in late and "teacher-forced replay:" not in late
+    assert (
+        "step 0 agrees, step 1 is the first that differs, but the teacher-forced replay agrees: "
+        "stepped with the ground-truth decoder_inputs, the step function and the states it "
+        "carries are training's, so the feedback is what differs"
+    ) in late
+    assert "when (an off-by-one shift: the output fed one step late)" in late
+    assert "argmax ids, one-hot vectors or probabilities" in late
+    assert "fed its outputs two steps late" in late
+    assert "the step function itself differs" not in late
+
+
+def test_own_start_value_with_a_passing_replay_points_at_the_start(lstm: Net) -> None:
+    msg = caught(
+        lstm.train, plain(lstm, "own_start"), encoder_inputs(lstm),
+        decoder_inputs=decoder_inputs(lstm),
+    )  # fmt: skip
+    assert "(1 check fails)" in msg
+    assert (
+        "step 0 differs: the decoder starts from other states or another first input than in "
+        "training"
+    ) in msg
+    assert (
+        "the teacher-forced replay, fed decoder_inputs[:, 0] at step 0, agrees: the encoder "
+        "states and the step are right, so the free run's first input differs (the loop feeds "
+        "its own start value, not start)"
+    ) in msg
+
+
+def test_a_new_decoder_rnn_fails_the_replay_at_step_0_too(lstm: Net) -> None:
+    msg = caught(
+        lstm.train, pair(lstm, "new_rnn"), encoder_inputs(lstm),
+        decoder_inputs=decoder_inputs(lstm),
+    )  # fmt: skip
+    free = msg.split("teacher-forced replay:")[0]
+    assert (
+        "the teacher-forced replay fails at step 0 too: the encoder states or the step model "
+        "differ, not the start value"
+    ) in free
+
+
+def test_correct_pair_passes_both_checks_with_steps_and_decoder_inputs(
+    lstm: Net, open_train: keras.Model
+) -> None:
+    assert_inference_matches_training(
+        open_train, pair(lstm), encoder_inputs(lstm), decoder_inputs=decoder_inputs(lstm),
+        steps=DEC_STEPS,
+    )  # fmt: skip
+
+
+def test_step_hint_says_what_the_replay_measured() -> None:
+    unknown = step_hint(2, teacher_forced=False)
+    assert unknown == step_hint(2, teacher_forced=False, replay=None)
+    assert "what is fed back differs" in unknown and "the state carried" in unknown
+    feedback = step_hint(2, teacher_forced=False, replay=True)
+    assert feedback.startswith(
+        "steps 0-1 agree, step 2 is the first that differs, but the teacher-forced replay agrees"
+    )
+    assert "so the feedback is what differs" in feedback and "state carried" not in feedback
+    step = step_hint(2, teacher_forced=False, replay=False)
+    assert step.startswith(
+        "steps 0-1 agree, step 2 is the first that differs, and the teacher-forced replay fails"
+    )
+    assert "the step function itself differs" in step and "feedback is what" not in step
+    # The replay's own hint does not depend on what it measured.
+    assert step_hint(2, teacher_forced=True, replay=False) == step_hint(2, teacher_forced=True)
+    assert "its own start value" in step_hint(0, teacher_forced=False, replay=True)
+    assert "not the start value" in step_hint(0, teacher_forced=False, replay=False)

@@ -429,6 +429,7 @@ NO_ENTRY = {
     "DependenceMap": "a result object: built from numbers, holds no model",
     "TeacherForcingGap": "a result object: built from numbers, holds no model",
     "ResetStatesCallback": "resets states inside fit by design (tests/test_states.py)",
+    "per_sample": "marks the user's function for the inference argument; touches no model",
 }
 #: Helpers that never raise RNNAssertionError: their failing call is a refused argument.
 CANNOT_FAIL = {"dependence_map", "teacher_forcing_gap", "get_states", "reset_states"}

@@ -14,9 +14,11 @@ loss with ground-truth decoder inputs vs the loss with the model's own, per step
 
 The files, each importing only those above it in this list: :mod:`.case` (the
 checked case, the feedback, small helpers); :mod:`.forms` (the three inference
-forms and the fused-decoder cache); :mod:`.prepare` (the arguments checked
-into a case, the runs); :mod:`.check` (the assertion and its messages);
-:mod:`.gap` (``TeacherForcingGap``, ``teacher_forcing_gap`` and the losses).
+forms and the fused-decoder cache); :mod:`.persample` (``per_sample``: a loop
+that decodes one sample at a time and may stop early); :mod:`.prepare` (the
+arguments checked into a case, the runs); :mod:`.hints` (the messages);
+:mod:`.check` (the assertion); :mod:`.gap` (``TeacherForcingGap``,
+``teacher_forcing_gap`` and the losses).
 """
 
 from pytest_rnn._seq2seq.check import (
@@ -24,5 +26,11 @@ from pytest_rnn._seq2seq.check import (
 )
 from pytest_rnn._seq2seq.gap import TeacherForcingGap as TeacherForcingGap
 from pytest_rnn._seq2seq.gap import teacher_forcing_gap as teacher_forcing_gap
+from pytest_rnn._seq2seq.persample import per_sample as per_sample
 
-__all__ = ["TeacherForcingGap", "assert_inference_matches_training", "teacher_forcing_gap"]
+__all__ = [
+    "TeacherForcingGap",
+    "assert_inference_matches_training",
+    "per_sample",
+    "teacher_forcing_gap",
+]

@@ -4,9 +4,10 @@ An inference is (a) :class:`_Unrolled`, a Keras model ``[encoder_inputs,
 start] -> outputs``; (b) :class:`_StepPair`, ``(encoder_model,
 decoder_step_model)`` stepped here, in one compiled call where the backend
 has an in-graph loop (:func:`_fused_decoder`, cached per step model in
-``_DECODERS``); or (c) :class:`_Callable`. :func:`_parse_inference` tells
-them apart. Each form checks that it fits the case and runs free-running and,
-if step-wise, teacher-forced.
+``_DECODERS``); or (c) :class:`_Callable` (or, for a callable that
+:func:`~.persample.per_sample` marks, :class:`~.persample._PerSampleLoop`).
+:func:`_parse_inference` tells the three apart. Each form checks that it fits the
+case and runs free-running and, if step-wise, teacher-forced.
 """
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ from pytest_rnn._seq2seq.case import _call, _Case, _check_encoder_input, _shape,
 
 
 class _Inference:
-    """One of the three inference forms; runs free and (if step-wise) teacher-forced."""
+    """One of the three inference forms; runs free and (if step-wise) teacher-forced.
+
+    ``lengths``, after :meth:`run`: the number of steps each sample produced,
+    for a form whose samples may stop early (``_PerSampleLoop``); ``None``
+    when every sample ran all ``case.steps``.
+    """
 
     stepwise = False
+    lengths: np.ndarray | None = None
 
     def models(self) -> list[Any]:
         """The Keras models of the inference, whose states are kept."""

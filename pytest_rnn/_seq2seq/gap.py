@@ -190,21 +190,40 @@ def _crossentropy(t: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def _losses(
-    name: str, elementwise: Any, user: Any, targets: np.ndarray, pred: np.ndarray
+    name: str,
+    elementwise: Any,
+    user: Any,
+    targets: np.ndarray,
+    pred: np.ndarray,
+    valid: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    """The loss of ``pred`` against ``targets``, overall and per decoder step."""
+    """The loss of ``pred`` against ``targets``, overall and per decoder step.
+
+    ``valid`` (``(batch, steps)``, every step reached by some sample): only
+    those positions count, as a per-sample loop that stopped early produced.
+    """
     steps = pred.shape[1]
     if user is not None:
-        total = float(np.mean(K.to_numpy(user(targets, pred))))
+        if valid is None:
+            total = float(np.mean(K.to_numpy(user(targets, pred))))
+            per = [
+                float(np.mean(K.to_numpy(user(targets[:, t : t + 1], pred[:, t : t + 1]))))
+                for t in range(steps)
+            ]
+            return total, np.array(per)
         per = [
-            float(np.mean(K.to_numpy(user(targets[:, t : t + 1], pred[:, t : t + 1]))))
-            for t in range(steps)
+            float(np.mean(K.to_numpy(user(targets[rows, t : t + 1], pred[rows, t : t + 1]))))
+            for t, rows in enumerate(valid.T)
         ]
-        return total, np.array(per)
+        return float(np.average(per, weights=valid.sum(axis=0))), np.array(per)
     t64, p64 = targets.astype(np.float64), pred.astype(np.float64)
     err = _crossentropy(t64, p64) if name == "crossentropy" else elementwise(t64, p64)
-    per_step = err.reshape(err.shape[0], steps, -1).mean(axis=(0, 2))
-    return float(err.mean()), per_step
+    err = err.reshape(err.shape[0], steps, -1)
+    if valid is None:
+        return float(err.mean()), err.mean(axis=(0, 2))
+    weight = np.broadcast_to(valid[:, :, None], err.shape)
+    per_step = (err * weight).sum(axis=(0, 2)) / weight.sum(axis=(0, 2))
+    return float((err * weight).sum() / weight.sum()), per_step
 
 
 def _check_targets(
@@ -284,7 +303,9 @@ def teacher_forcing_gap(
     The free-running wiring check of :func:`assert_inference_matches_training`
     runs in the same call, so the verdict can tell a wiring bug from exposure
     bias (a model trained on true previous steps seeing its own errors, which
-    compound from step to step).
+    compound from step to step). With a :func:`per_sample` loop whose samples
+    stop early, both losses count only the steps each sample produced (and
+    the curve ends at the longest).
 
     Args:
         train_model, inference, encoder_inputs, decoder_inputs, start, feedback,
@@ -326,9 +347,14 @@ def teacher_forcing_gap(
     with K.untouched(train_model, *form.models()):
         run = _run(case, form, teacher, replay=False)
     assert run.train_teacher is not None
-    wiring = compare(run.free, run.train_free, tol)
-    tf_total, tf_steps = _losses(name, elementwise, user, tgt, run.train_teacher)
-    fr_total, fr_steps = _losses(name, elementwise, user, tgt, run.free)
+    wiring = compare(run.free, run.train_free, tol, valid=run.valid)
+    train_teacher, free, valid, steps = run.train_teacher, run.free, run.valid, case.steps
+    if valid is not None:  # a per-sample loop stopped early: the steps some sample reached
+        steps = int(valid.sum(axis=1).max())
+        train_teacher, free, valid = train_teacher[:, :steps], free[:, :steps], valid[:, :steps]
+        tgt = tgt[:, :steps]
+    tf_total, tf_steps = _losses(name, elementwise, user, tgt, train_teacher, valid)
+    fr_total, fr_steps = _losses(name, elementwise, user, tgt, free, valid)
     for arr in (tf_steps, fr_steps):
         arr.setflags(write=False)
     return TeacherForcingGap(
@@ -336,7 +362,7 @@ def teacher_forcing_gap(
         free_running_loss=fr_total,
         teacher_forced_per_step=tf_steps,
         free_running_per_step=fr_steps,
-        steps=case.steps,
+        steps=steps,
         loss=name,
         wiring_consistent=wiring is None,
         first_differing_step=None if wiring is None else _first_step(wiring),

@@ -4,7 +4,7 @@
 named steps (:func:`_encoder_inputs`, :func:`_decoder_inputs`,
 :func:`_decoder_step`, :func:`_decoder_steps`, :func:`_start`,
 :func:`_check_feedback_shapes`) and returns the :class:`~.case._Case` and the
-inference form. :func:`_run` runs the inference and gives its outputs back to
+inference form (a :func:`~.persample.per_sample` loop, or one of :mod:`.forms`). :func:`_run` runs the inference and gives its outputs back to
 ``train_model`` (:func:`_train`); :func:`_first_step` reads the first decoder
 step a comparison found different.
 """
@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn import _keras as K
+from pytest_rnn._core import validate as _validate
 from pytest_rnn._core.compare import Mismatch
 from pytest_rnn._core.text import fmt_shape
 from pytest_rnn._seq2seq.case import _array, _call, _Case, _Feedback, _shape
 from pytest_rnn._seq2seq.forms import _Inference, _parse_inference, _StepPair
+from pytest_rnn._seq2seq.persample import PerSample, _PerSampleLoop
 
 # --------------------------------------------------------------------------- preparing a call
 
@@ -52,14 +54,21 @@ def _prepare(
     decoder_inputs: Any,
     start: Any,
     feedback: Any,
+    steps: Any = None,
     other_steps: tuple[str, int] | None = None,
 ) -> tuple[_Case, _Inference]:
     """The case and the inference form of one call; TypeError or ValueError naming the argument.
 
-    ``other_steps`` is one more source of the number of decoder steps (``targets``).
+    ``steps`` is the user's number of decoder steps (``None``: read from the
+    other sources); ``other_steps`` is one more source of it (``targets``).
     """
+    wanted = None if steps is None else _validate.check_int(steps, "steps", 1)
     enc_spec, dec_spec, out_spec = _check_train_model(train_model)
-    form = _parse_inference(inference)
+    form = (
+        _PerSampleLoop(inference)
+        if isinstance(inference, PerSample)
+        else _parse_inference(inference)
+    )
     fb = _Feedback.parse(feedback)
     enc = _encoder_inputs(encoder_inputs, enc_spec, form)
     batch = enc.shape[0]
@@ -71,7 +80,7 @@ def _prepare(
         raise ValueError(
             f"train_model must return (batch, steps, ...), its output is {fmt_shape(_shape(out_spec))}"
         )
-    steps = _decoder_steps(dec_shape, dec, other_steps, form.static_steps(out_rank))
+    steps = _decoder_steps(dec_shape, dec, other_steps, form.static_steps(out_rank), wanted)
 
     in_dtype = np.dtype(dec_spec.dtype)
     start_arr, source = _start(start, dec, batch, in_step, in_dtype)
@@ -84,8 +93,9 @@ def _prepare(
     form.check(case)
     if steps is None and isinstance(form, _StepPair):
         raise ValueError(
-            "decoder_inputs: cannot tell how many decoder steps to run (train_model's decoder "
-            "input has no fixed length and the inference does not say): pass decoder_inputs"
+            "steps: cannot tell how many decoder steps to run (train_model's decoder input has "
+            "no fixed length and the inference does not say): pass steps=N to run N steps "
+            "free-running (no labels needed), or pass decoder_inputs"
         )
     if steps is not None and steps < 1:
         raise ValueError("decoder_inputs: the decoder must run at least 1 step")
@@ -152,8 +162,12 @@ def _decoder_steps(
     dec: np.ndarray | None,
     other_steps: tuple[str, int] | None,
     inference_steps: int | None,
+    wanted: int | None = None,
 ) -> int | None:
-    """The number of decoder steps, ``None`` if nothing fixes it; every source must agree."""
+    """The number of decoder steps, ``None`` if nothing fixes it; every source must agree.
+
+    ``wanted`` (the ``steps`` argument) is checked last, against the first source.
+    """
     sources: list[tuple[str, int]] = []
     if dec_shape[1] is not None:
         sources.append(("train_model's decoder input", dec_shape[1]))
@@ -170,7 +184,15 @@ def _decoder_steps(
                 f"{arg}: the number of decoder steps does not match: {sources[0][0]} has "
                 f"{sources[0][1]} steps, {name} has {n}"
             )
-    return sources[0][1] if sources else None
+    if wanted is None:
+        return sources[0][1] if sources else None
+    if sources and wanted != sources[0][1]:
+        name, n = sources[0]
+        raise ValueError(
+            f"steps={wanted} but {name} has {n} decoder steps: leave steps out ({name} fixes "
+            f"the number of steps) or pass steps={n}"
+        )
+    return wanted
 
 
 def _start(
@@ -235,6 +257,7 @@ class _Run:
     train_free: np.ndarray  # train_model on fed
     replay: np.ndarray | None = None  # inference stepped with decoder_inputs
     train_teacher: np.ndarray | None = None  # train_model on decoder_inputs / teacher inputs
+    valid: np.ndarray | None = None  # (batch, T): the steps each sample produced (None: all)
 
 
 def _train(case: _Case, decoder_batches: list[np.ndarray]) -> list[np.ndarray]:
@@ -254,12 +277,16 @@ def _run(case: _Case, form: _Inference, teacher: np.ndarray | None, replay: bool
     fed = case.fed_back(free)
     batches = [fed] if teacher is None else [fed, teacher]
     outs = _train(case, batches)
+    valid = None
+    if form.lengths is not None and (form.lengths < case.steps).any():
+        valid = np.arange(case.steps)[None, :] < form.lengths[:, None]
     return _Run(
         free=free,
         fed=fed,
         train_free=outs[0],
         replay=replayed,
         train_teacher=outs[1] if teacher is not None else None,
+        valid=valid,
     )
 
 
