@@ -891,3 +891,20 @@ def test_pytest_session_shows_the_message(pytester: pytest.Pytester) -> None:
             "*label at step 0 depends on input step 3 (8/8 samples, 8 trials)*",
         ]
     )
+
+
+def test_labels_one_step_short_are_told_how_to_align(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(3, 10, 2))
+    with pytest.raises(ValueError) as info:
+        assert_labels_causal(lambda a: a[:, 1:, :1], x)  # next-step labels, not aligned
+    assert str(info.value) == (
+        "make_labels returned of shape (3, 9, 1) for x of 10 steps (9 steps): one label per "
+        "input step (batch, steps, ...) is needed, and these are 1 step short, as next-step "
+        "labels (x[:, 1:]) are: make x and its labels the same length (x[:, :-1] with labels "
+        "x[:, 1:]), so that label t belongs to input step t"
+    )
+    with pytest.raises(ValueError, match=r"a single label per sequence has no steps to check$"):
+        assert_labels_causal(lambda a: a[:, -1, 0], x)
+    with pytest.raises(ValueError, match=r"these are longer than x: per-step labels have one"):
+        assert_labels_causal(lambda a: np.concatenate([a, a], axis=1), x)
+    assert_labels_causal(lambda a: np.cumsum(a, axis=1), x)  # one label per step, causal

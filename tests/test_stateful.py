@@ -531,3 +531,23 @@ def test_caches_do_not_keep_the_model_alive(x: np.ndarray) -> None:
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_a_model_declared_for_one_length_is_refused_other_lengths() -> None:
+    # Keras runs a recurrent model of keras.Input((20, 3)) on 30 steps without a word;
+    # Hypothesis drawing lengths would then check a model nobody runs.
+    model = keras.Sequential([keras.Input((20, 3)), layers.LSTM(4, return_sequences=True)])
+    rng = np.random.default_rng(0)
+    wanted = (
+        r"^x has 30 steps but the model input '\w+' is declared with 20 \(shape \(None, 20, 3\)\):"
+        r" pass 20 steps \(with Hypothesis, sequence_shapes\(min_steps=20, max_steps=20\)\), or "
+        r"declare the time axis None"
+    )
+    x30 = rng.normal(size=(2, 30, 3)).astype("float32")
+    with pytest.raises(ValueError, match=wanted):
+        assert_stateful_equals_batch(model, x30, chunks=2)
+    with pytest.raises(ValueError, match=wanted):
+        pytest_rnn.assert_model_causal(model, x30)
+    x20 = rng.normal(size=(2, 20, 3)).astype("float32")
+    assert_stateful_equals_batch(model, x20, chunks=[5, 15])
+    pytest_rnn.assert_model_causal(model, x20)

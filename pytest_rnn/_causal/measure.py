@@ -94,12 +94,24 @@ def _leaves_of(out: Any, fn_arg: str, rows: int, steps: int) -> list[np.ndarray]
                 f"{what} for x of {rows} samples (batch {got}): it must return one label "
                 "sequence per sample, (batch, steps, ...)"
             )
-        if arr.ndim < 2 or arr.shape[1] != steps:
-            got = arr.shape[1] if arr.ndim >= 2 else "no time axis"
+        if arr.ndim < 2:
             raise ValueError(
-                f"{what} for x of {steps} steps ({got} steps): per-step labels "
+                f"{what} for x of {steps} steps (no time axis): per-step labels "
                 "(batch, steps, ...) are needed; a single label per sequence has no steps "
                 "to check"
+            )
+        if arr.shape[1] != steps:
+            short = steps - arr.shape[1]
+            why = (
+                f"{_text.plural(short, 'step')} short, as next-step labels (x[:, {short}:]) "
+                f"are: make x and its labels the same length (x[:, :-{short}] with labels "
+                f"x[:, {short}:]), so that label t belongs to input step t"
+                if 0 < short < steps
+                else "longer than x: per-step labels have one label per input step"
+            )
+            raise ValueError(
+                f"{what} for x of {steps} steps ({arr.shape[1]} steps): one label per input "
+                f"step (batch, steps, ...) is needed, and these are {why}"
             )
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{what}: labels must be numbers or booleans, got dtype {arr.dtype}")

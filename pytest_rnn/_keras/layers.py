@@ -44,7 +44,12 @@ def check_model(obj: Any, arg: str) -> Any:
 
 
 def check_input_shapes(model: Any, leaves: list[tuple[str, np.ndarray]], arg: str) -> None:
-    """``arg``'s arrays fit ``model``'s inputs: as many, same rank, same fixed feature sizes.
+    """``arg``'s arrays fit ``model``'s inputs: as many, same rank, same fixed steps and features.
+
+    A model declared with a fixed time length (``keras.Input((20, 3))``) is
+    refused other lengths: Keras runs a recurrent model on them without a
+    word, but a verdict on a length the model was not built for is not about
+    the model the user runs.
 
     ``leaves`` are ``(path, array)`` pairs in flatten order (``Batch.paths`` and
     ``Batch.leaves``); a dict key that names a model input is matched to that
@@ -67,6 +72,13 @@ def check_input_shapes(model: Any, leaves: list[tuple[str, np.ndarray]], arg: st
             raise ValueError(
                 f"{where} has shape {shape} ({len(shape)} dims) but the model input "
                 f"{name!r} takes {len(want)} dims {want}"
+            )
+        if len(shape) >= 2 and want[1] is not None and want[1] != shape[1]:
+            raise ValueError(
+                f"{where} has {shape[1]} steps but the model input {name!r} is declared with "
+                f"{want[1]} (shape {want}): pass {want[1]} steps (with Hypothesis, "
+                f"sequence_shapes(min_steps={want[1]}, max_steps={want[1]})), or declare the "
+                "time axis None (keras.Input((None, ...))) to check other lengths"
             )
         for axis in range(2, len(shape)):
             if want[axis] is not None and want[axis] != shape[axis]:
