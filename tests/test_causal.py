@@ -908,3 +908,19 @@ def test_labels_one_step_short_are_told_how_to_align(rng: np.random.Generator) -
     with pytest.raises(ValueError, match=r"these are longer than x: per-step labels have one"):
         assert_labels_causal(lambda a: np.concatenate([a, a], axis=1), x)
     assert_labels_causal(lambda a: np.cumsum(a, axis=1), x)  # one label per step, causal
+
+
+@pytest.mark.usefixtures("windows_path")
+def test_a_target_between_sampled_inputs_is_inside_the_window(series: np.ndarray) -> None:
+    def sampled(s: np.ndarray) -> Any:  # inputs every 2nd position of 0..8, target position 5
+        n = len(s) - 9
+        return np.stack([s[i : i + 9 : 2] for i in range(n)]), s[5 : 5 + n]
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_windows_causal(sampled, series, trials=2)
+    msg = str(info.value)
+    assert (
+        "window 0: inputs read positions 0, 2, 4, 6, 8; target reads position 5, inside the "
+        "span of the inputs (0-8)" in msg
+    )
+    assert "the target lies inside the input window" in msg

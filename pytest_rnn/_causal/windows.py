@@ -337,7 +337,8 @@ def _window_findings(in_dep: np.ndarray, tg_dep: np.ndarray, anchor: int) -> lis
             kind = "last" if target == [last] else "inside"
             found.append(_WindowFinding(w, inputs, target, kind, last - target[0] + 1))
         elif last >= own[0]:
-            inside = set(own) <= set(inputs)
+            # Inside: read by the inputs, or between two positions they read (a sampling_rate).
+            inside = set(own) <= set(inputs) or inputs[0] <= own[0] <= own[-1] <= last
             kind = ("last" if own == [last] else "inside") if inside else "past"
             shared = [p for p in own if p <= last]
             k = len(shared)
@@ -370,7 +371,9 @@ def _windows_message(
     for f in findings[: _text.MAX_LINES // 2]:
         note = {
             "last": ", the last input position",
-            "inside": ", all inside the inputs",
+            "inside": ", all inside the inputs"
+            if set(f.target) <= set(f.inputs)
+            else f", inside the span of the inputs ({f.inputs[0]}-{f.inputs[-1]})",
             "past": f"; the inputs reach {_text.plural(f.reach, 'position')} into it",
             "anchored": f", starting at the last {_text.plural(f.reach, 'input position')}",
             "whole": ", every position of the series",
