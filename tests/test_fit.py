@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import random
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -691,3 +692,32 @@ def test_training_reproducible_names_one_dataset_shared_by_every_run(
     assert "Build the dataset inside train(), after the seed is set" in str(info.value)
     assert "fit" not in vars(keras.Model)  # the watch is gone, on failure too
     assert_training_reproducible(train_inside)
+
+
+@pytest.mark.backends
+def test_what_keras_cannot_fit_on_a_backend_is_said(
+    data: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_rnn._fit import runs
+
+    monkeypatch.setattr(runs, "_WARNED", set())
+    backend = keras.backend.backend()
+
+    def check() -> None:
+        assert_fit_equivalent(make_stateful, *data, epochs=2, fit_kwargs=STATEFUL_KW)
+
+    if backend == "torch":  # in-place state assignment breaks autograd: said, not bare
+        with pytest.raises(RuntimeError, match=r"^Keras cannot fit the stateful RNN layers \["):
+            check()
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check()
+        check()  # said once per process
+    said = [str(w.message) for w in caught if "all-zero states after fit()" in str(w.message)]
+    if backend == "jax":
+        assert len(said) == 1
+        assert said[0].startswith("pytest-rnn: the stateful RNN layers ['")
+        assert "run it on TensorFlow for that" in said[0]
+    else:
+        assert said == []  # TensorFlow carries them: nothing to say

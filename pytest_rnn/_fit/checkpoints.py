@@ -24,6 +24,7 @@ from pytest_rnn._fit.runs import (
     _build,
     _check_fit_signature,
     _Data,
+    _fit,
     _fresh_callbacks,
     _history,
     _Session,
@@ -89,7 +90,7 @@ def _runs(
         if checkpoint is not None:
             callbacks.append(K.epoch_end_hook(checkpoint, write))
         run = {**kwargs, "epochs": end, "initial_epoch": start, "callbacks": callbacks}
-        return _history(model.fit(x, y, **run).history)
+        return _history(_fit(model, x, y, **run))
 
     def write(model: Any, epoch: int) -> None:
         folder = Path(tempfile.mkdtemp(prefix=f"after-epoch-{epoch}-", dir=tmp))

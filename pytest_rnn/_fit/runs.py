@@ -16,6 +16,7 @@ import copy
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -308,10 +309,63 @@ def _train(
     for n in [1] * epochs if split else [epochs]:
         if reset and split:
             K.reset_states(model)
-        one = model.fit(x, y, **{**kwargs, "epochs": n, "callbacks": callbacks}).history
+        one = _fit(model, x, y, **{**kwargs, "epochs": n, "callbacks": callbacks})
         for key, values in _history(one).items():
             history.setdefault(key, []).extend(values)
     return _trained(model, history)
+
+
+#: Limits of Keras already warned about in this process, by (backend, limit): each is said once.
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _fit(model: Any, x: Any, y: Any, **kwargs: Any) -> dict[str, Any]:
+    """``model.fit(x, y, **kwargs).history``, with what Keras cannot do on this backend said.
+
+    On torch, Keras 3 assigns stateful RNN states in place during the forward
+    pass and autograd refuses the backward pass: the bare RuntimeError gets
+    the reason. On JAX, its jitted train step drops the state updates: the
+    states are all zero after fit, and a warning (once per process) says the
+    check could not see states carry.
+    """
+    try:
+        history = model.fit(x, y, **kwargs).history
+    except RuntimeError as error:
+        if K.stateful_layers(model) and "inplace operation" in str(error):
+            raise RuntimeError(
+                f"Keras cannot fit the stateful RNN layers {_stateful_paths(model)} on the "
+                f"{K.backend_name()} backend: it assigns their states in place during the "
+                "forward pass, and autograd then refuses the backward pass. Run this check on "
+                "TensorFlow (KERAS_BACKEND=tensorflow), where stateful fit works"
+            ) from error
+        raise
+    dropped = _states_dropped(model)
+    if dropped and (K.backend_name(), "fit-states") not in _WARNED:
+        _WARNED.add((K.backend_name(), "fit-states"))
+        warnings.warn(
+            f"pytest-rnn: the stateful RNN layers {dropped} hold all-zero states after fit() "
+            f"on the {K.backend_name()} backend: Keras did not carry their states through "
+            "training (on JAX its jitted train step drops the state updates). The check "
+            "compared runs whose states never carried between batches, so it cannot tell "
+            "how states carry across epochs or fit calls; run it on TensorFlow for that",
+            UserWarning,
+            stacklevel=2,
+        )
+    return dict(history)
+
+
+def _stateful_paths(model: Any) -> list[str]:
+    return [path for path, _ in K.stateful_layers(model)]
+
+
+def _states_dropped(model: Any) -> list[str]:
+    """The stateful RNN layers whose every state is exactly zero (after a fit: dropped)."""
+    states = K.get_states(model)
+    return [
+        path
+        for path in _stateful_paths(model)
+        if path in states and not any(np.any(v) for v in states[path])
+    ]
 
 
 def _history(history: Mapping[str, Any]) -> dict[str, list[float]]:

@@ -212,16 +212,21 @@ def _conv(
     reach = _first(cfg.get("dilation_rate", 1)) * (_first(cfg.get("kernel_size", 1)) - 1)
     padding = cfg.get("padding")
     stride = _first(cfg.get("strides", 1))
-    common = {"streams": streams, "nested": nested, "stride": stride, "spatial": spatial}
     if reach == 0:
         return Timing("per-step", name, 0, padding, nested=nested, stride=stride, spatial=spatial)
-    if padding == "same":  # TensorFlow pads more on the right
-        return Timing("future", name, reach - reach // 2, padding, causal=causal, **common)
-    if padding == "valid":
-        return Timing("future", name, reach, padding, causal=causal, **common)
-    if padding == "causal":
-        return Timing("buffer", name, reach, padding, **common)
-    return None
+    by_padding: dict[Any, tuple[str, int]] = {
+        "same": ("future", reach - reach // 2),  # TensorFlow pads more on the right
+        "valid": ("future", reach),
+        "causal": ("buffer", reach),
+    }
+    if padding not in by_padding:
+        return None
+    kind, steps = by_padding[padding]
+    return Timing(
+        kind, name, steps, padding,
+        streams=streams, causal=causal and kind == "future", nested=nested, stride=stride,
+        spatial=spatial,
+    )  # fmt: skip
 
 
 def time_stride(model: Any) -> int:
