@@ -10,6 +10,7 @@ import numpy as np
 
 from pytest_rnn._core.tree import flatten
 from pytest_rnn._keras.backend import TRACES, compile_call
+from pytest_rnn._keras.layerstate import state_print
 
 __all__ = ["ModelCache", "compiled"]
 
@@ -39,7 +40,8 @@ _CALLERS = ModelCache()
 def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     """A compiled ``model(x, training=False)`` returning numpy outputs.
 
-    Cached per (model, input structure, batch size when ``fixed_batch``, dtype).
+    Cached per (model, input structure, batch size when ``fixed_batch``, dtype,
+    what its adapted layers hold: :func:`~.layerstate.state_print`).
     TensorFlow: one trace serves every sequence length (the time dimension is
     left open). JAX: ``jax.jit``, one trace per input shape; stateful RNN
     states are read before and written back after every call. torch: eager,
@@ -47,7 +49,8 @@ def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     """
     structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in flatten(x))
     batch = int(np.shape(flatten(x)[0][1])[0]) if fixed_batch else None
-    key = (structure, batch)
+    # A trace holds the adapted statistics it was made with: adapted anew, traced anew.
+    key = (structure, batch, tuple(state_print(model)))
     per_model = _CALLERS.of(model)
     if key in per_model:
         return per_model[key]

@@ -1,6 +1,12 @@
 """Copies of a user's model: clones with other settings, weight copies, stateful twins.
 
-A clone never changes the model it copies, nor the global random state.
+A copy computes what its model computes: besides the weights it gets every
+layer's state that is not a weight (an adapted ``Normalization``'s statistics,
+a lookup layer's vocabulary), carried the way Keras's own saving carries it,
+and ``Lambda`` layers are rebuilt around the live function rather than from
+their config (which Keras's safe mode refuses for a Python lambda). A clone
+never changes the model it copies, nor the global random state or Keras's
+settings.
 """
 
 from __future__ import annotations
@@ -13,7 +19,15 @@ import numpy as np
 from pytest_rnn._core.validate import check_int
 from pytest_rnn._keras.backend import to_numpy
 from pytest_rnn._keras.calls import ModelCache
-from pytest_rnn._keras.layers import check_model, is_graph_model, keras_module
+from pytest_rnn._keras.layers import (
+    check_model,
+    is_graph_model,
+    keras_module,
+)
+from pytest_rnn._keras.layerstate import NotCopied as _NotCopied
+from pytest_rnn._keras.layerstate import carry_states as _carry_states
+from pytest_rnn._keras.layerstate import named as _named
+from pytest_rnn._keras.layerstate import state_print as _state_print
 from pytest_rnn._keras.timing import acts_per_step, reads_past_only
 from pytest_rnn._random import kept
 
@@ -49,14 +63,78 @@ def _patch_config(cfg: Any, **overrides: Any) -> Any:
     return out
 
 
-def _input_specs(model: Any) -> list[Any]:
-    inputs = model.inputs
-    if not inputs:
+def _new_inputs(model: Any, batch_size: int | None, dtype: str | None, free_time: bool) -> Any:
+    """Fresh inputs in the structure of ``model.input``: a dict keeps its keys, a nested list its nesting."""
+    keras = keras_module()
+    if not model.inputs:
         raise TypeError(
             f"model {model.name!r} has no defined inputs; build it with keras.Input(...) "
             "(or call it once) before passing it to pytest-rnn"
         )
-    return list(inputs)
+
+    def new_input(spec: Any) -> Any:
+        shape = tuple(spec.shape)
+        time = (None,) if free_time and len(shape) >= 2 else shape[1:2]
+        in_dtype = spec.dtype
+        if dtype is not None and "float" in str(in_dtype):
+            in_dtype = dtype
+        # The input's own name: Keras matches the keys of a dict input by name.
+        return keras.Input(
+            batch_shape=(batch_size, *time, *shape[2:]), dtype=in_dtype, name=spec.name
+        )
+
+    # A Sequential has one input (and no ``model.input`` before its first call).
+    structure = model.inputs[0] if isinstance(model, keras.Sequential) else model.input
+    return keras.tree.map_structure(new_input, structure)
+
+
+def _rebuild(layer: Any, overrides: dict[str, Any]) -> Any:
+    """A new layer like ``layer``, its config patched with ``overrides``; no weights yet.
+
+    A ``Lambda`` is rebuilt around its live function: rebuilding a Python lambda
+    from its config is what Keras's safe mode refuses, and the live function is
+    the same code with the same closure and globals. A wrapper (TimeDistributed)
+    is rebuilt as Keras's ``Wrapper.from_config`` does, around its inner layer
+    rebuilt the same way.
+    """
+    keras = keras_module()
+    if type(layer) is keras.layers.Lambda:
+        return keras.layers.Lambda(
+            layer.function,
+            output_shape=getattr(layer, "_output_shape", None),
+            mask=layer.mask,
+            arguments=dict(layer.arguments),
+            name=layer.name,
+            trainable=layer.trainable,
+            dtype=overrides.get("dtype") or layer.dtype_policy,
+        )
+    cfg = _patch_config(layer.get_config(), **overrides)
+    wrapper = keras.layers.Wrapper
+    if (
+        isinstance(layer, wrapper)
+        and type(layer).from_config.__func__ is wrapper.from_config.__func__
+    ):
+        del cfg["layer"]
+        return type(layer)(_rebuild(layer.layer, overrides), **cfg)
+    return type(layer).from_config(cfg)
+
+
+def _cannot_copy(
+    model: Any, failed: _NotCopied, stateful: bool | None, dtype: str | None
+) -> TypeError:
+    """The error for a model pytest-rnn cannot copy: the layer, Keras's reason, what to pass instead."""
+    kind = dtype or ("stateful" if stateful else "stateless" if stateful is False else "")
+    # Keras's first paragraph, its lines joined (it wraps its messages by hand).
+    reason = " ".join(str(failed.error).strip().split("\n\n")[0].split()).rstrip(".")
+    text = (
+        f"pytest-rnn cannot build a {kind + ' ' if kind else ''}copy of model {model.name!r}: "
+        f"{failed.what} ({type(failed.error).__name__}: {reason})."
+    )
+    if dtype is None and stateful:
+        text += " Pass your own stateful copy (same weights) as stateful_model=... instead."
+    elif dtype is None:
+        text += " Pass a stateless copy of it (same weights, no stateful layer) as model instead."
+    return TypeError(text)
 
 
 def clone(
@@ -67,12 +145,19 @@ def clone(
     dtype: str | None = None,
     free_time: bool = True,
 ) -> Any:
-    """A copy of a Sequential/Functional ``model`` with the same weights.
+    """A copy of a Sequential/Functional ``model`` with the same weights and layer states.
 
     ``stateful`` (if not None) is set on every RNN layer, nested ones too; the
-    inputs get ``batch_size`` and (``free_time``) an open time dimension;
-    ``dtype`` (if given) replaces every layer's dtype policy. Python's and
-    numpy's global random state are left as they were.
+    inputs get ``batch_size`` and (``free_time``) an open time dimension, in
+    ``model.input``'s structure; ``dtype`` (if given) replaces every layer's
+    dtype policy. Every layer's state that is not a weight is carried as
+    Keras's saving carries it (:func:`_carry_states`). Python's and numpy's
+    global random state are left as they were.
+
+    Raises:
+        TypeError: ``model`` is subclassed, or Keras cannot rebuild one of its
+            layers (or carry its state); the message names the layer and what
+            to pass instead.
     """
     keras = keras_module()
     if not is_graph_model(model):
@@ -81,6 +166,7 @@ def clone(
             "copy only Sequential and Functional models. Pass your own copy "
             "(stateful_model=...) instead."
         )
+    overrides = {"stateful": stateful, "dtype": dtype, "unroll": False if free_time else None}
 
     def clone_layer(layer: Any) -> Any:
         if isinstance(layer, keras.Model):
@@ -88,29 +174,21 @@ def clone(
             return clone(
                 layer, batch_size=batch_size, stateful=stateful, dtype=dtype, free_time=free_time
             )
-        # An open time axis cannot be unrolled; unrolling does not change the math.
-        cfg = _patch_config(
-            layer.get_config(), stateful=stateful, dtype=dtype, unroll=False if free_time else None
-        )
-        return layer.__class__.from_config(cfg)
+        # An open time axis cannot be unrolled (``unroll``); unrolling does not change the math.
+        try:
+            return _rebuild(layer, overrides)
+        except Exception as error:
+            what = f"Keras cannot rebuild its layer {_named(layer.name, layer)} from its config"
+            raise _NotCopied(what, error) from error
 
-    inputs = []
-    for spec in _input_specs(model):
-        shape = tuple(spec.shape)
-        time = (None,) if free_time and len(shape) >= 2 else shape[1:2]
-        in_dtype = spec.dtype
-        if dtype is not None and "float" in str(in_dtype):
-            in_dtype = dtype
-        inputs.append(
-            keras.Input(batch_shape=(batch_size, *time, *shape[2:]), dtype=in_dtype, name=None)
-        )
-    with kept():
-        twin = keras.models.clone_model(
-            model,
-            input_tensors=inputs if len(inputs) > 1 else inputs[0],
-            clone_function=clone_layer,
-        )
-    copy_weights(model, twin)
+    inputs = _new_inputs(model, batch_size, dtype, free_time)
+    try:
+        with kept():
+            twin = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone_layer)
+        copy_weights(model, twin)
+        _carry_states(model, twin)
+    except _NotCopied as failed:
+        raise _cannot_copy(model, failed, stateful, dtype) from failed.error
     return twin
 
 
@@ -131,13 +209,17 @@ def copy_weights(source: Any, target: Any) -> None:
         d.assign(np.asarray(to_numpy(s), dtype=d.dtype))
 
 
+# --------------------------------------------------------------------------- twins
+
+
 def stateful_twin(model: Any, batch_size: int) -> Any:
     """A stateful copy of ``model`` for streaming, with the same weights.
 
     Every RNN layer (nested ones too) gets ``stateful=True``, the inputs a
     static ``batch_size`` (Keras 3 requires it for stateful RNNs) and an open
-    time dimension, so the copy takes chunks of any length. ``model`` itself
-    is not changed, nor is the global random state.
+    time dimension, so the copy takes chunks of any length; an adapted layer's
+    statistics or vocabulary come along. ``model`` itself is not changed, nor is
+    the global random state.
 
     Example:
         >>> stream = pytest_rnn.stateful_twin(model, batch_size=1)
@@ -154,18 +236,23 @@ def stateful_twin(model: Any, batch_size: int) -> Any:
 _TWINS = ModelCache()
 # copy -> the source's weight values it was last synced to; weak keys.
 _SYNCED: weakref.WeakKeyDictionary[Any, list[np.ndarray]] = weakref.WeakKeyDictionary()
+# copy -> the source's layer states (:func:`_state_print`) it was made with; weak keys.
+_STATES: weakref.WeakKeyDictionary[Any, list[bytes]] = weakref.WeakKeyDictionary()
 
 
 def cached_clone(model: Any, kind: str, batch: int | None) -> Any:
     """``clone(model)`` made once per (model, kind, batch), its weights synced at every use.
 
     ``kind`` is ``"stateful"`` (every RNN layer stateful) or ``"stateless"``.
+    Made again where a layer's state that is not a weight changed since.
     """
     per_model = _TWINS.of(model)
     twin = per_model.get((kind, batch))
-    if twin is None:
+    state = _state_print(model)
+    if twin is None or _STATES.get(twin) != state:
         twin = clone(model, batch_size=batch, stateful=(kind == "stateful"))
         per_model[(kind, batch)] = twin
+        _STATES[twin] = state
     else:
         sync_weights(model, twin)  # the model may have been trained since
     return twin
@@ -235,6 +322,7 @@ def every_step_copy(model: Any) -> Any:
                 with kept():
                     copy = keras.models.clone_model(model, clone_function=clone_layer)
                 copy_weights(model, copy)
+                _carry_states(model, copy)
             except Exception:  # best effort: the prefix calls are always right
                 copy = None
     per_model["every_step"] = copy
