@@ -48,9 +48,28 @@ __all__ = [
     "input_gradients",
     "is_library_file",
     "name",
+    "own_tf_function",
     "to_numpy",
 ]
 
+
+
+def own_tf_function(body: Any, **kwargs: Any) -> Any:
+    """``tf.function(body, **kwargs)`` for pytest-rnn's own callers and loops, without retrace warnings.
+
+    TensorFlow counts traces per Python function code, so one ``body`` closure
+    compiled once per model (as pytest-rnn does, on purpose) reads to it as
+    "N out of the last M calls ... triggered tf.function retracing" in the
+    user's log. The function is marked as TensorFlow marks its restored
+    functions (``_omit_frequent_tracing_warning``): only these functions go
+    quiet, TensorFlow's logger and every other function are left as they are.
+    """
+    import tensorflow as tf
+
+    fn = tf.function(body, **kwargs)
+    if hasattr(fn, "_omit_frequent_tracing_warning"):
+        fn._omit_frequent_tracing_warning = True
+    return fn
 
 
 class Traces:
@@ -236,9 +255,11 @@ def _tf_call(
         return m(inputs, training=False)
 
     if static:
-        fn = tf.function(body)
+        fn = own_tf_function(body)
     else:
-        fn = tf.function(body, input_signature=[map_structure(spec, x)], reduce_retracing=True)
+        fn = own_tf_function(
+            body, input_signature=[map_structure(spec, x)], reduce_retracing=True
+        )
 
     def call(inputs: Any) -> Any:
         out = fn(map_structure(tf.convert_to_tensor, inputs))

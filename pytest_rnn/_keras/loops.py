@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import as_list, flatten, map_structure
-from pytest_rnn._keras.backend import TRACES, name
+from pytest_rnn._keras.backend import TRACES, name, own_tf_function
 from pytest_rnn._keras.layers import reset_layer_states, stateful_layers
 
 __all__ = ["graph_decoder", "graph_stream"]
@@ -91,7 +91,7 @@ def graph_stream(
         ]
 
     bounds = tf.TensorSpec((None,), tf.int32)
-    fn = tf.function(body, input_signature=[map_structure(spec, x), bounds, bounds])
+    fn = own_tf_function(body, input_signature=[map_structure(spec, x), bounds, bounds])
 
     def run(xs: Any, starts: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
         tensors = map_structure(tf.convert_to_tensor, xs)
@@ -177,7 +177,7 @@ def graph_decoder(
         stacked = outs.stack()
         return tf.transpose(stacked, [1, 0, *range(2, len(stacked.shape))])
 
-    graph = tf.function(
+    graph = own_tf_function(
         body,
         input_signature=[
             tf.TensorSpec(enc_shape, tf.as_dtype(enc_dtype)),
