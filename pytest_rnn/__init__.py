@@ -14,6 +14,8 @@ Assertions for Keras 3 sequence models, to call inside your own tests:
   resumed from a checkpoint (seed 002).
 - :func:`assert_stream_resumable`: a stream saved and restored mid-way goes on
   as if never interrupted.
+- :func:`assert_incremental_matches_full`: any state-carrying step function, in
+  any framework, computes what its full pass computes (seed 003, today).
 
 Helpers for stateful models (Keras 3 removed ``Model.reset_states``):
 :func:`reset_states`, :func:`get_states`, :func:`set_states`,
@@ -39,6 +41,9 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from pytest_rnn._fit import assert_fit_equivalent as assert_fit_equivalent
     from pytest_rnn._fit import assert_resume_equivalent as assert_resume_equivalent
     from pytest_rnn._fit import assert_training_reproducible as assert_training_reproducible
+    from pytest_rnn._incremental import (
+        assert_incremental_matches_full as assert_incremental_matches_full,
+    )
     from pytest_rnn._keras import ResetStatesCallback as ResetStatesCallback
     from pytest_rnn._keras import get_states as get_states
     from pytest_rnn._keras import reset_states as reset_states
@@ -69,6 +74,7 @@ _LAZY = {
     "assert_fit_equivalent": "_fit",
     "assert_resume_equivalent": "_fit",
     "assert_training_reproducible": "_fit",
+    "assert_incremental_matches_full": "_incremental",
     "ResetStatesCallback": "_keras",
     "get_states": "_keras",
     "reset_states": "_keras",

@@ -254,6 +254,19 @@ def _stream_resume(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
     pytest_rnn.assert_stream_resumable(z.seq, z.x if x is GOOD else x, **kw)
 
 
+def _running_sum_step(chunk: Any, state: Any, start: int) -> tuple[Any, Any]:
+    base = np.zeros_like(chunk[:, 0]) if state is None else state
+    y = base[:, None] + np.cumsum(chunk, axis=1)
+    return y, y[:, -1]
+
+
+def _incremental(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
+    args = {"step": _running_sum_step, "full": lambda a: np.cumsum(a, axis=1), **kw}
+    pytest_rnn.assert_incremental_matches_full(
+        args.pop("step"), args.pop("full"), z.x if x is GOOD else x, **args
+    )
+
+
 def _trained(z: Zoo) -> keras.Model:
     model = z.make_model()
     model.fit(z.x_fit, z.y_fit, verbose=0)
@@ -533,6 +546,32 @@ ROWS: list[Row] = [
     }),
     *_seed_rows("assert_resume_equivalent", _resume),
     *_tolerance_rows("assert_resume_equivalent", _resume),
+    # ---------------------------------------------------------------- assert_incremental_matches_full
+    *rows("assert_incremental_matches_full", r"\bstep\b", {
+        "step-array": lambda z: _incremental(z, step=z.x),
+        "step-returns-array": lambda z: _incremental(z, step=lambda c, s, t: c),
+        "step-too-few-steps": lambda z: _incremental(
+            z, step=lambda c, s, t: (c[:, :1], s), chunks=[2, T - 2]),
+    }),
+    *rows("assert_incremental_matches_full", r"\bfull\b", {
+        "full-none": lambda z: _incremental(z, full=None),
+        "full-returns-last-step": lambda z: _incremental(z, full=lambda a: a[:, -1]),
+    }),
+    *rows("assert_incremental_matches_full", r"\binit\b", {
+        "init-array": lambda z: _incremental(z, init=np.zeros(3)),
+    }),
+    *_x_rows("assert_incremental_matches_full", _incremental, model=False),
+    *rows("assert_incremental_matches_full", r"\bchunks\b", {
+        "chunks-zero": lambda z: _incremental(z, chunks=0),
+        "chunks-wrong-sum": lambda z: _incremental(z, chunks=[1, 1]),
+        "chunks-string": lambda z: _incremental(z, chunks="2"),
+    }),
+    *rows("assert_incremental_matches_full", r"\bvalid\b", {
+        "valid-wrong-shape": lambda z: _incremental(z, valid=np.ones((B, T + 1), bool)),
+        "valid-floats": lambda z: _incremental(z, valid=np.ones((B, T))),
+        "valid-all-false": lambda z: _incremental(z, valid=np.zeros((B, T), bool)),
+    }),
+    *_tolerance_rows("assert_incremental_matches_full", _incremental),
     # ---------------------------------------------------------------- assert_stream_resumable
     *(
         Row("assert_stream_resumable", f"model-{k}",

@@ -287,6 +287,21 @@ def _reset_call(model: keras.Model) -> tuple[list[Any], Callable[[], Any]]:
     return [model], lambda: pytest_rnn.reset_states(model)
 
 
+def _running_sum(x: np.ndarray) -> np.ndarray:
+    return np.cumsum(x, axis=1)
+
+
+def _sum_step(*, carry: bool) -> Callable[..., Any]:
+    """A running sum stepped chunk by chunk; ``carry=False`` starts every chunk from zero."""
+
+    def step(chunk: np.ndarray, state: Any, start: int) -> tuple[np.ndarray, np.ndarray]:
+        base = state if carry and state is not None else np.zeros_like(chunk[:, 0])
+        y = base[:, None] + np.cumsum(chunk, axis=1)
+        return y, y[:, -1]
+
+    return step
+
+
 def _bad_states(z: Zoo) -> dict[str, list[np.ndarray]]:
     """A states dict whose first entry fits and whose second does not: nothing may be set."""
     states = pytest_rnn.get_states(z.streaming)
@@ -392,6 +407,15 @@ CASES = [
         lambda z: ([z.good], lambda: pytest_rnn.assert_stream_resumable(
             z.good, z.x, at=2, load=lambda f: keras.models.load_model(f / "model.keras"))),
         match="states not restored"),
+    Case(  # the model is only looked at: the step functions are the user's numpy code
+        "assert_incremental_matches_full", "running-sum", "pass",
+        lambda z: ([z.good], lambda: pytest_rnn.assert_incremental_matches_full(
+            _sum_step(carry=True), _running_sum, z.x, chunks=[2, 3]))),
+    Case(
+        "assert_incremental_matches_full", "state-not-carried", "fail",
+        lambda z: ([z.good], lambda: pytest_rnn.assert_incremental_matches_full(
+            _sum_step(carry=False), _running_sum, z.x, chunks=[2, 3])),
+        match="Incremental output differs from the full output"),
     Case(
         "assert_training_reproducible", "seeded", "pass",
         lambda z: ([z.template], lambda: pytest_rnn.assert_training_reproducible(

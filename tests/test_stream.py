@@ -15,6 +15,7 @@ import pytest
 from pytest_rnn._core.compare import Tolerance
 from pytest_rnn._core.stream import (
     ChunkSchedule,
+    Handover,
     chunk_pieces,
     compare_runs,
     join,
@@ -205,3 +206,42 @@ def test_mismatch_lines_label_outputs_only_when_there_are_several(x: np.ndarray)
     assert not any("output [" in line for line in lines)
     # Sequence outputs only: no line about chunk ends.
     assert mismatch_block(found, [True]) == mismatch_lines(found, [True], "streamed", "full")
+
+
+# --- the hand-over of a step function that returns its state ------------------------------
+
+
+def test_chunk_of_names_the_chunk_that_holds_a_step() -> None:
+    schedule = ChunkSchedule.parse([5, 1, 3, 2, 4, 1], STEPS)
+    assert [schedule.chunk_of(s) for s in (0, 4, 5, 6, 8, 9, 15)] == [0, 0, 1, 2, 2, 3, 5]
+    with pytest.raises(ValueError, match="step 16 is outside the 16 steps"):
+        schedule.chunk_of(16)
+
+
+def test_a_handover_passes_each_call_the_last_state_and_its_start(x: np.ndarray) -> None:
+    calls: list[tuple[Any, int]] = []
+
+    def step(chunk: Batch, total: Any, start: int) -> tuple[list[np.ndarray], Any]:
+        calls.append((None if total is None else total.copy(), start))
+        (leaf,) = chunk.leaves
+        out = (0.0 if total is None else total[:, None]) + np.cumsum(leaf, axis=1)
+        return [out], out[:, -1]
+
+    handover = Handover(step, lambda: None)
+    schedule = ChunkSchedule.parse([5, 11], STEPS)
+    (out,) = stream(handover.feed, handover.reset, batch_of(x), schedule, [True])
+    np.testing.assert_allclose(out, np.cumsum(x, axis=1))
+    assert [start for _, start in calls] == [0, 5]
+    assert calls[0][0] is None
+    np.testing.assert_allclose(calls[1][0], np.cumsum(x, axis=1)[:, 4])
+    assert handover.start == STEPS
+    handover.reset()
+    assert (handover.state, handover.start) == (None, 0)
+
+
+def test_mismatch_block_names_the_two_runs_as_asked(x: np.ndarray) -> None:
+    out, schedule = streamed(RunningSum(carries=False), x, 8)
+    found = compare_runs(out[:1], full(x, schedule)[:1], TIGHT, [True], None, schedule)
+    block = mismatch_block(found, [True], actual="incremental", expected="full")
+    assert block[0].startswith("  first mismatch: step 8, sample 0, feature 0: incremental ")
+    assert "incremental" in block[2] and "streamed" not in "\n".join(block)

@@ -5,9 +5,11 @@ chunk by chunk to something that keeps state between calls (:func:`stream`,
 given a ``feed(chunk) -> flat outputs`` and a ``reset()``), and compares the
 joined outputs with a full pass (:func:`compare_runs`): sequence outputs at
 every valid step, last-step outputs at every chunk end. :func:`mismatch_block`
-words the first mismatches. An adapter (the Keras RNN one is
-``pytest_rnn._stateful``) brings the feed, the reset and the reference;
-nothing here knows what a model is.
+words the first mismatches. An adapter brings the feed, the reset and the
+reference: the Keras RNN one (``pytest_rnn._stateful``) keeps the state in a
+stateful model; a step function that hands its state back
+(``pytest_rnn._incremental``) becomes a feed and a reset through
+:class:`Handover`. Nothing here knows what a model is.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pytest_rnn._core.validate import Batch
 __all__ = [
     "ChunkSchedule",
     "Feed",
+    "Handover",
     "Reset",
+    "Step",
     "Whole",
     "chunk_pieces",
     "compare_runs",
@@ -44,6 +48,9 @@ Reset = Callable[[], None]
 #: Runs every chunk of one group at once (a compiled loop) and returns the
 #: joined outputs, or ``None`` where it cannot: then the group is fed chunk by chunk.
 Whole = Callable[[Batch], list[np.ndarray] | None]
+#: One call of a step function that hands its state back: ``(chunk, state,
+#: start) -> (flat outputs, state)``, ``start`` being the chunk's first step.
+Step = Callable[[Batch, Any, int], tuple[list[np.ndarray], Any]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,16 @@ class ChunkSchedule:
         ends = self.ends
         return list(zip((0, *ends[:-1]), ends))
 
+    def chunk_of(self, step: int) -> int:
+        """The number (from 0) of the chunk that holds ``step``.
+
+        Raises:
+            ValueError: ``step`` is not one of the schedule's steps.
+        """
+        if not 0 <= step < self.ends[-1]:
+            raise ValueError(f"step {step} is outside the {self.ends[-1]} steps of the schedule")
+        return int(np.searchsorted(self.ends, step, side="right"))
+
     def describe(self) -> str:
         """``chunks of 1`` or ``chunks [3, 1, 4, ...] (uneven)``."""
         first = self.lengths[0]
@@ -112,6 +129,34 @@ class ChunkSchedule:
 
 
 # --------------------------------------------------------------------------- the run
+
+
+class Handover:
+    """A step function that hands its state back, as the engine's feed and reset.
+
+    :meth:`reset` takes a fresh initial state from ``initial()``; every
+    :meth:`feed` passes ``step`` the chunk, the state the previous call returned
+    and the chunk's first step index, and keeps the state this call returns.
+    Between two calls, :attr:`state` is what the next call will be given and
+    :attr:`start` where its chunk begins.
+    """
+
+    def __init__(self, step: Step, initial: Callable[[], Any]) -> None:
+        self.step = step
+        self.initial = initial
+        self.state: Any = None
+        self.start = 0
+
+    def reset(self) -> None:
+        """Start over: the initial state, at step 0."""
+        self.state = self.initial()
+        self.start = 0
+
+    def feed(self, chunk: Batch) -> list[np.ndarray]:
+        """One call of ``step`` on ``chunk``; its outputs, flat."""
+        out, self.state = self.step(chunk, self.state, self.start)
+        self.start += chunk.steps
+        return out
 
 
 def sample_groups(inputs: Batch, per_sample: bool) -> list[Batch]:
@@ -241,13 +286,20 @@ def mismatch_lines(
 
 
 def mismatch_block(
-    mismatches: list[tuple[int, _compare.Mismatch]], sequence: list[bool]
+    mismatches: list[tuple[int, _compare.Mismatch]],
+    sequence: list[bool],
+    *,
+    actual: str = "streamed",
+    expected: str = "full",
 ) -> list[str]:
-    """The streamed-vs-full mismatches worded, saying how last-step outputs were compared."""
+    """The streamed-vs-full mismatches worded, saying how last-step outputs were compared.
+
+    ``actual`` and ``expected`` name the two runs in the lines and the table.
+    """
     lines: list[str] = []
     if not all(sequence[n] for n, _ in mismatches):
         lines.append(
             "  last-step output: compared at every chunk end t with the model on x[:, :t] "
             "(step s below is the output after step s)"
         )
-    return lines + mismatch_lines(mismatches, sequence, "streamed", "full")
+    return lines + mismatch_lines(mismatches, sequence, actual, expected)
