@@ -551,3 +551,24 @@ def test_a_model_declared_for_one_length_is_refused_other_lengths() -> None:
     x20 = rng.normal(size=(2, 20, 3)).astype("float32")
     assert_stateful_equals_batch(model, x20, chunks=[5, 15])
     pytest_rnn.assert_model_causal(model, x20)
+
+
+class _CumSum(layers.Layer):
+    """Reads every earlier step, without a state: cannot stream chunk by chunk."""
+
+    def call(self, x: Any) -> Any:
+        return ops.cumsum(x, axis=1)
+
+
+def test_a_model_without_a_recurrent_layer_is_told_why_it_cannot_stream() -> None:
+    x = np.random.default_rng(0).normal(size=(2, 12, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((None, 3)), layers.Dense(4), _CumSum(name="running")])
+    with pytest.raises(RNNAssertionError) as info:
+        assert_stateful_equals_batch(model, x, chunks=[5, 7])
+    assert (
+        "  first layer that differs: 'running' (_CumSum)\n  the model has no recurrent layer: "
+        "nothing carries state from one chunk into the next, so it streams only if every layer "
+        "acts on each step alone; 'running' reads other steps of its input" in str(info.value)
+    )
+    # Per-step layers only: streams as it is, no recurrent layer needed.
+    assert_stateful_equals_batch(keras.Sequential([keras.Input((None, 3)), layers.Dense(4)]), x)

@@ -19,6 +19,7 @@ from pytest_rnn._core.text import (
     count_range,
     describe_kwargs,
     describe_values,
+    error_line,
     fmt_shape,
     grid,
     plural,
@@ -148,3 +149,49 @@ def test_importing_text_loads_no_numpy() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) is False
+
+
+# TensorFlow's runtime errors announce themselves on the first line; the reason comes later.
+GRAPH_ERROR = """Graph execution error:
+
+Detected at node functional_1/reshape/Reshape defined at (most recent call last):
+  File "/x/site-packages/keras/src/layers/reshaping/reshape.py", line 52, in call
+
+Input to reshape is a tensor with 12 values, but the requested shape has 6
+\t [[{{node functional_1/reshape/Reshape}}]] [Op:__inference_body_1234]"""
+
+
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (
+            ValueError("When using `stateful=True` in a RNN, the batch size must be static.\nmore"),
+            "ValueError: When using `stateful=True` in a RNN, the batch size must be static.",
+        ),
+        (
+            RuntimeError(GRAPH_ERROR),
+            "RuntimeError: Graph execution error: Input to reshape is a tensor with 12 values, "
+            "but the requested shape has 6",
+        ),
+        (KeyError(), "KeyError"),
+        (ValueError("x" * 400), "ValueError: " + "x" * 297 + "..."),
+    ],
+    ids=["first-line", "graph-execution", "empty", "long"],
+)
+def test_error_line_quotes_the_reason(error: BaseException, line: str) -> None:
+    assert error_line(error) == line
+
+
+def test_error_line_of_a_real_tensorflow_runtime_error() -> None:
+    tf = pytest.importorskip("tensorflow")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3])])  # the length is known at run time
+    def pick(t: object) -> object:
+        return tf.gather(t, [tf.shape(t)[0] + 6])
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        pick(tf.zeros([4, 3]))
+    line = error_line(info.value)
+    assert line.startswith("InvalidArgumentError: Graph execution error: ")
+    assert "indices[0] = 10 is not in [0, 4)" in line and "[Op:" not in line
+

@@ -218,7 +218,7 @@ def assert_model_causal(
         try:
             located = _localise(mr, batch, mask, donor)
         except Exception as exc:  # the probe reads Keras graph internals; never hide the leak
-            located = [f"  (could not probe layers one by one: {type(exc).__name__}: {exc})"]
+            located = [f"  (could not probe layers one by one: {_text.error_line(exc)})"]
         grid: list[str] = []
         stride = _stride_of(mr.stride, batch.steps, mr.out_steps)
         picture = _suffix_picture(found, mr.out_steps, batch.steps, batch.batch, stride)

@@ -23,6 +23,7 @@ __all__ = [
     "count_range",
     "describe_kwargs",
     "describe_values",
+    "error_line",
     "fmt_shape",
     "grid",
     "plural",
@@ -158,3 +159,33 @@ def describe_kwargs(kwargs: Mapping[str, Any]) -> str:
             text = f"<{type(value).__name__}>"
         parts.append(f"{key!r}: {text}")
     return "{" + ", ".join(parts) + "}"
+
+
+#: Lines of a framework's error text that are frames or locations, not the reason.
+_NOT_A_REASON = ("Detected at node", "File ", "Traceback", "[[", "Stack trace", "node ")
+#: The longest reason a message quotes from an error.
+_REASON_CHARS = 300
+
+
+def error_line(error: BaseException) -> str:
+    """``Type: reason``, one line, for quoting an error a framework raised inside a report.
+
+    The first line of the error's text, unless it only announces what follows
+    (TensorFlow's ``Graph execution error:``): then the first later line that
+    is not a frame, a node or a location is added. TensorFlow's ``[Op:...]``
+    suffix is dropped and the result is cut at 300 characters.
+    """
+    kind = type(error).__name__
+    lines = [line.rstrip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return kind
+    reason = lines[0]
+    if reason.endswith(":"):
+        for line in lines[1:]:
+            if not line[:1].isspace() and not line.startswith(_NOT_A_REASON):
+                reason = f"{reason} {line}"
+                break
+    reason = reason.split(" [Op:")[0].strip()
+    if len(reason) > _REASON_CHARS:
+        reason = reason[: _REASON_CHARS - 3].rstrip() + "..."
+    return f"{kind}: {reason}"

@@ -18,7 +18,7 @@ import numpy as np
 
 from pytest_rnn._core.compare import Mismatch
 from pytest_rnn._core.stream import ChunkSchedule, Handover, chunk_pieces, compare_runs
-from pytest_rnn._core.text import plural
+from pytest_rnn._core.text import error_line, plural
 from pytest_rnn._errors import StepComparison
 from pytest_rnn._incremental.run import Case, chunk_text, run, same_values, snapshot
 
@@ -36,8 +36,7 @@ def _first_step(mismatches: list[tuple[int, Mismatch]]) -> tuple[int, int, Misma
 
 
 def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+    return error_line(error)
 
 
 def diagnose(

@@ -18,6 +18,7 @@ import numpy as np
 
 from pytest_rnn import _keras as K
 from pytest_rnn._core import compare as _compare
+from pytest_rnn._core import text as _text
 from pytest_rnn._core.stream import ChunkSchedule, chunk_pieces, compare_runs, join
 from pytest_rnn._core.validate import Batch
 from pytest_rnn._stateful.run import _reference, _Setup, _stream
@@ -65,13 +66,12 @@ def _cannot_stream(
     hazards = _hazards(model)
     if not hazards:
         return None
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return "\n".join(
         [
             "The model cannot be streamed: Keras failed to build or feed its stateful copy.",
             f"  model {K.describe_model(model)}, batch {inputs.batch}, {inputs.steps} steps, {schedule.describe()}",
             *(f"  layer {h}" for h in hazards),
-            f"  Keras raised {type(error).__name__}: {first_line}",
+            f"  Keras raised {_text.error_line(error)}",
         ]
     )
 
@@ -91,6 +91,14 @@ def _diagnose(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> l
         # No reason of its own: a layer that cannot stream before it is the likely
         # cause (RepeatVector: the RNN after it is where outputs first part).
         lines.append(f"  layers that cannot stream: {'; '.join(hazards)}")
+    elif not explained and not K.rnn_layers(model):
+        lines.append(
+            "  the model has no recurrent layer: nothing carries state from one chunk into "
+            "the next, so it streams only if every layer acts on each step alone; "
+            + (f"{layer.split(' ')[0]} " if layer else "a layer ")
+            + "reads other steps of its input, which a chunk holds only in part (give it a "
+            "state, as a keras.layers.RNN cell, or stream whole sequences)"
+        )
     if setup.user_stream:
         lines.extend(f"  {hint}" for hint in _user_copy_hints(model, stateful_model))
     lines.append(f"  {_float64_verdict(case, mismatches)}")
@@ -151,7 +159,7 @@ def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]
             streamed, expected = _float64_runs(case)
         drift = _float64_drift(case, streamed, expected)
     except Exception as error:  # the verdict is advice; never hide the real failure behind it
-        return f"float64 re-run: not possible ({type(error).__name__}: {error})"
+        return f"float64 re-run: not possible ({_text.error_line(error)})"
     if drift is not None:
         return f"float64 re-run: not possible ({drift}); rounding and logic are not told apart"
     still = compare_runs(
