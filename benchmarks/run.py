@@ -44,6 +44,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     # two trainings plus a save and load: about 2x is the floor
     "resume_assert_over_uninterrupted_fit": ("<=", 2.5),
     "windows_dataset_assert_s": ("<=", 2),
+    "hypothesis_shrink_s": ("<=", 20),
     "plugin_import_ms": ("<=", 100),
 }
 
@@ -352,6 +353,56 @@ print("RESULT " + json.dumps({
 """
 
 
+SHRINK_CHILD = r"""
+import os, sys, time
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, sys.argv[1])
+import keras, json
+from hypothesis import given, settings, strategies as st
+from pytest_rnn import strategies as rs
+from pytest_rnn._stateful import assert_stateful_equals_batch
+
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((None, 3)), keras.layers.Conv1D(4, 3, padding="same"),
+                          keras.layers.LSTM(4, return_sequences=True)])
+calls = []
+
+@settings(max_examples=50, deadline=None, database=None, derandomize=True)
+@given(data=st.data(), shape=rs.sequence_shapes(max_steps=24))
+def test_streaming(data, shape):
+    x = data.draw(rs.sequences(shape=shape))
+    chunks = data.draw(rs.chunkings(shape[1]))
+    start = time.perf_counter()
+    try:
+        assert_stateful_equals_batch(model, x, chunks=chunks)
+    except AssertionError:
+        calls.append((start, list(shape), list(chunks)))
+        raise
+
+try:
+    test_streaming()
+except AssertionError:
+    pass
+end = time.perf_counter()
+print("RESULT " + json.dumps({"shrink_s": end - calls[0][0], "failures": len(calls),
+                              "shape": calls[-1][1], "chunks": calls[-1][2]}))
+"""
+
+
+def bench_shrink() -> dict[str, Any]:
+    """Seconds from the first failure of the README's @given pattern to its shrunk report."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SHRINK_CHILD, str(ROOT)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+        raise RuntimeError("the shrink benchmark failed")
+    return dict(json.loads(lines[-1][len("RESULT ") :]))
+
+
 def bench_hypothesis() -> dict[str, Any]:
     """The @given run in a fresh interpreter: imports, model, tracing and 50 examples."""
     start = time.perf_counter()
@@ -509,6 +560,12 @@ def main(argv: list[str] | None = None) -> int:
         hyp = bench_hypothesis()
         figures["hypothesis_50_examples_s"] = hyp["wall_s"]
         figures["hypothesis_traces"] = hyp["traces"]
+        shrink = bench_shrink()
+        figures["hypothesis_shrink_s"] = shrink["shrink_s"]
+        print(
+            f"shrink: {shrink['failures']} failing calls, shrunk to shape {shrink['shape']}, "
+            f"chunks {shrink['chunks']}"
+        )
     rows = [] if args.skip_scaling else bench_scaling(args.repeats)
 
     print()

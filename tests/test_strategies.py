@@ -761,3 +761,37 @@ def test_padded_sequences_results_are_frozen() -> None:
     batch = draw_once(padded_sequences(shape=(1, 2, 1)))
     with pytest.raises(AttributeError):
         batch.padding = "pre"
+
+
+def test_the_readme_pattern_shrinks_a_streaming_bug_to_its_smallest_case() -> None:
+    # Conv1D(padding="same") reads one step ahead: the smallest case that shows it is one
+    # sample of two steps streamed one step at a time. The failure path is cached (float64
+    # copies included), so shrinking costs seconds, not a minute.
+    import keras
+
+    import pytest_rnn
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(4, 3, padding="same"),
+            keras.layers.LSTM(4, return_sequences=True),
+        ]
+    )
+    failing: list[tuple[tuple[int, ...], list[int]]] = []
+
+    @settings(max_examples=30, deadline=None, database=None, derandomize=True)
+    @given(data=st.data(), shape=rs.sequence_shapes(max_steps=24))
+    def test_streaming(data: st.DataObject, shape: tuple[int, ...]) -> None:
+        x = data.draw(rs.sequences(shape=shape))
+        chunks = data.draw(rs.chunkings(shape[1]))
+        try:
+            pytest_rnn.assert_stateful_equals_batch(model, x, chunks=chunks)
+        except AssertionError:
+            failing.append((shape, list(chunks)))
+            raise
+
+    with pytest.raises(pytest_rnn.RNNAssertionError, match="Conv1D padding='same' reads"):
+        test_streaming()
+    assert failing[-1] == ((1, 2, 3), [1, 1])  # the final replay: the shrunk example

@@ -240,18 +240,21 @@ _SYNCED: weakref.WeakKeyDictionary[Any, list[np.ndarray]] = weakref.WeakKeyDicti
 _STATES: weakref.WeakKeyDictionary[Any, list[bytes]] = weakref.WeakKeyDictionary()
 
 
-def cached_clone(model: Any, kind: str, batch: int | None) -> Any:
-    """``clone(model)`` made once per (model, kind, batch), its weights synced at every use.
+def cached_clone(model: Any, kind: str, batch: int | None, dtype: str | None = None) -> Any:
+    """``clone(model)`` made once per (model, kind, batch, dtype), its weights synced at every use.
 
-    ``kind`` is ``"stateful"`` (every RNN layer stateful) or ``"stateless"``.
-    Made again where a layer's state that is not a weight changed since.
+    ``kind`` is ``"stateful"`` (every RNN layer stateful) or ``"stateless"``;
+    ``dtype`` (``"float64"`` for a failure's re-run) replaces every layer's
+    dtype policy. Made again where a layer's state that is not a weight
+    changed since.
     """
     per_model = _TWINS.of(model)
-    twin = per_model.get((kind, batch))
+    key = (kind, batch, dtype)
+    twin = per_model.get(key)
     state = _state_print(model)
     if twin is None or _STATES.get(twin) != state:
-        twin = clone(model, batch_size=batch, stateful=(kind == "stateful"))
-        per_model[(kind, batch)] = twin
+        twin = clone(model, batch_size=batch, stateful=(kind == "stateful"), dtype=dtype)
+        per_model[key] = twin
         _STATES[twin] = state
     else:
         sync_weights(model, twin)  # the model may have been trained since
