@@ -11,7 +11,7 @@ Keras refused to copy or feed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -76,12 +76,41 @@ def _cannot_stream(
     )
 
 
+#: Chunks after the one holding the first mismatch that the diagnosis still runs.
+DIAGNOSIS_CHUNKS = 4
+
+
+def _around_first(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> _Case:
+    """``case`` cut after the chunk of the first mismatch and :data:`DIAGNOSIS_CHUNKS` more.
+
+    Streaming runs forward in time: the outputs up to a step depend on the
+    steps up to it only, so what the diagnosis asks (which layer parts first,
+    rounding or logic) is answered on the steps around the first mismatch. A
+    failing check of 1,000 one-step chunks re-runs a handful of them.
+    """
+    found = [m.step_of(m.first) for _, m in mismatches if m.first]
+    first = min((s for s in found if s is not None), default=None)
+    if first is None:
+        return case
+    last = min(case.schedule.chunk_of(first) + DIAGNOSIS_CHUNKS, len(case.schedule.lengths) - 1)
+    end = case.schedule.ends[last]
+    if end >= case.inputs.steps:
+        return case
+    return replace(
+        case,
+        inputs=case.inputs.steps_slice(0, end),
+        schedule=ChunkSchedule(case.schedule.lengths[: last + 1]),
+        valid=None if case.valid is None else case.valid[:, :end],
+    )
+
+
 def _diagnose(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> list[str]:
     """Lines that say where the difference starts and whether it is rounding or logic."""
     model, stateful_model, setup = case.model, case.stateful_model, case.setup
     lines = []
+    near = _around_first(case, mismatches)
     layer = _first_differing_layer(
-        setup, case.inputs, case.schedule, case.tolerances[0], case.valid
+        setup, near.inputs, near.schedule, case.tolerances[0], near.valid
     )
     hazards = _hazards(model)
     if layer is not None:
@@ -154,17 +183,23 @@ def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]
         )
     if (missing := K.float64_missing()) is not None:
         return f"float64 re-run: not possible ({missing}); rounding and logic are not told apart"
+    near = _around_first(case, mismatches)
     try:
         with K.float64_scope():
-            streamed, expected = _float64_runs(case)
-        drift = _float64_drift(case, streamed, expected)
+            streamed, expected = _float64_runs(near)
+        drift, runs32 = _float64_drift(near, streamed, expected)
     except Exception as error:  # the verdict is advice; never hide the real failure behind it
         return f"float64 re-run: not possible ({_text.error_line(error)})"
     if drift is not None:
         return f"float64 re-run: not possible ({drift}); rounding and logic are not told apart"
     still = compare_runs(
-        streamed, expected, case.tolerances, case.sequence, case.valid, case.schedule
+        streamed, expected, case.tolerances, case.sequence, near.valid, near.schedule
     )
+    # Both precisions on the same steps: the float32 runs of the cut case.
+    if near is not case:
+        mismatches = compare_runs(
+            runs32[0], runs32[1], case.tolerances, case.sequence, near.valid, near.schedule
+        )
     worst64 = max((m.max_abs for _, m in still), default=0.0)
     worst32 = max((m.max_abs for _, m in mismatches), default=0.0)
     # Rounding shrinks by ~9 orders of magnitude from float32 to float64; a logic
@@ -203,20 +238,25 @@ def _float64_runs(case: _Case) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 def _float64_drift(
     case: _Case, streamed: list[np.ndarray], expected: list[np.ndarray]
-) -> str | None:
+) -> tuple[str | None, tuple[list[np.ndarray], list[np.ndarray]]]:
     """Why the float64 copies do not compute what the models they copy compute, or ``None``.
 
     A copy that lost something (a layer's state that is not a weight) would make a
     logic difference vanish and be called rounding: each float64 run must stay within
-    :data:`SAME_COMPUTATION` of the same run as the check computed it.
+    :data:`SAME_COMPUTATION` of the same run as the check computed it. Also returns
+    those runs at the check's precision, ``(streamed, reference)``.
     """
     setup, inputs, schedule, sequence = case.setup, case.inputs, case.schedule, case.sequence
-    for what, run64, run in (
-        ("full-sequence", expected, lambda: _reference(setup.reference, inputs, schedule, sequence)),
-        ("streaming", streamed, lambda: _stream(setup.streamer, inputs, schedule, sequence, setup.per_sample)),
-    ):  # fmt: skip
+    runs32 = (
+        _stream(setup.streamer, inputs, schedule, sequence, setup.per_sample),
+        _reference(setup.reference, inputs, schedule, sequence),
+    )
+    for what, run64, ran in (
+        ("full-sequence", expected, runs32[1]),
+        ("streaming", streamed, runs32[0]),
+    ):
         bounds = []
-        for out in (ran := run()):
+        for out in ran:
             rtol = _compare.DEFAULT_TOLERANCES.get(out.dtype.name, (1.3e-6, 0.0))[0]
             values = np.abs(np.asarray(out, dtype=np.float64))
             scale = float(np.max(values[np.isfinite(values)], initial=1e-3))
@@ -226,8 +266,8 @@ def _float64_drift(
             return (
                 f"the float64 copy of the {what} model differs from that model by up to {worst}, "
                 "far beyond rounding: a layer's state that is not a weight may not have been copied"
-            )
-    return None
+            ), runs32
+    return None, runs32
 
 
 def _first_differing_layer(
