@@ -15,7 +15,9 @@ Assertions for Keras 3 sequence models, to call inside your own tests:
 - :func:`assert_stream_resumable`: a stream saved and restored mid-way goes on
   as if never interrupted.
 - :func:`assert_incremental_matches_full`: any state-carrying step function, in
-  any framework, computes what its full pass computes (seed 003, today).
+  any framework, computes what its full pass computes (seed 003, today);
+  :func:`assert_cached_decoding_matches_full`: a KerasHub causal LM decoding
+  with its cache computes what its full pass computes.
 
 Helpers for stateful models (Keras 3 removed ``Model.reset_states``):
 :func:`reset_states`, :func:`get_states`, :func:`set_states`,
@@ -33,6 +35,9 @@ from typing import TYPE_CHECKING, Any
 from pytest_rnn._errors import RNNAssertionError as RNNAssertionError
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from pytest_rnn._cached import (
+        assert_cached_decoding_matches_full as assert_cached_decoding_matches_full,
+    )
     from pytest_rnn._causal import DependenceMap as DependenceMap
     from pytest_rnn._causal import assert_labels_causal as assert_labels_causal
     from pytest_rnn._causal import assert_model_causal as assert_model_causal
@@ -66,6 +71,7 @@ __version__ = "0.2.0"  # the one place the version is written (pyproject reads i
 # pytest plugin is imported by every pytest run in the environment, so the
 # package costs only what a test actually uses (numpy included).
 _LAZY = {
+    "assert_cached_decoding_matches_full": "_cached",
     "DependenceMap": "_causal",
     "assert_labels_causal": "_causal",
     "assert_model_causal": "_causal",

@@ -25,7 +25,7 @@ from pytest_rnn import strategies as rnn_st
 from pytest_rnn._keras import backend as _backend
 
 PACKAGE = pathlib.Path(pytest_rnn.__file__).parent
-FAMILIES = ("_stateful", "_seq2seq", "_causal", "_fit", "_incremental")
+FAMILIES = ("_stateful", "_seq2seq", "_causal", "_fit", "_incremental", "_cached")
 BACKEND_LIBRARIES = {"tensorflow", "jax", "jaxlib", "torch"}
 STDLIB = set(sys.stdlib_module_names)
 

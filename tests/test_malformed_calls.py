@@ -64,6 +64,18 @@ class Zoo:
         return rnn_seq(name="seq")
 
     @functools.cached_property
+    def causal_lm(self) -> Any:
+        """A tiny KerasHub GPT-2 (random weights); the rows skip where KerasHub is missing."""
+        hub = pytest.importorskip("keras_hub")
+        backbone = hub.models.GPT2Backbone(
+            vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+            max_sequence_length=16,
+        )  # fmt: skip
+        return hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+
+    tokens = np.random.default_rng(4).integers(1, 50, size=(B, 6)).astype("int32")
+
+    @functools.cached_property
     def last(self) -> keras.Model:
         """Returns its last step only: no per-step output to check for causality."""
         return seq(L.LSTM(4), features=F, name="last")
@@ -264,6 +276,13 @@ def _incremental(z: Zoo, x: Any = GOOD, **kw: Any) -> None:
     args = {"step": _running_sum_step, "full": lambda a: np.cumsum(a, axis=1), **kw}
     pytest_rnn.assert_incremental_matches_full(
         args.pop("step"), args.pop("full"), z.x if x is GOOD else x, **args
+    )
+
+
+def _cached(z: Zoo, **kw: Any) -> None:
+    args = {"causal_lm": z.causal_lm, "token_ids": z.tokens, **kw}
+    pytest_rnn.assert_cached_decoding_matches_full(
+        args.pop("causal_lm"), args.pop("token_ids"), **args
     )
 
 
@@ -572,6 +591,32 @@ ROWS: list[Row] = [
         "valid-all-false": lambda z: _incremental(z, valid=np.zeros((B, T), bool)),
     }),
     *_tolerance_rows("assert_incremental_matches_full", _incremental),
+    # ---------------------------------------------------------------- assert_cached_decoding_matches_full
+    *rows("assert_cached_decoding_matches_full", r"\bcausal_lm\b", {
+        "causal_lm-keras-model": lambda z: _cached(z, causal_lm=z.seq),
+        "causal_lm-none": lambda z: _cached(z, causal_lm=None),
+    }),
+    *rows("assert_cached_decoding_matches_full", r"\btoken_ids\b", {
+        "token_ids-floats": lambda z: _cached(z, token_ids=z.tokens.astype("float32")),
+        "token_ids-3d": lambda z: _cached(z, token_ids=z.tokens[..., None]),
+        "token_ids-past-vocabulary": lambda z: _cached(z, token_ids=z.tokens + 50),
+        "token_ids-longer-than-the-model": lambda z: _cached(
+            z, token_ids=np.tile(z.tokens, (1, 3))),
+    }),
+    *rows("assert_cached_decoding_matches_full", r"\bpadding_mask\b", {
+        "padding_mask-shape": lambda z: _cached(z, padding_mask=np.ones((B, 5), bool)),
+        "padding_mask-floats": lambda z: _cached(z, padding_mask=np.full((B, 6), 0.5)),
+        "padding_mask-left": lambda z: _cached(
+            z, padding_mask=np.arange(6)[None, :] >= np.array([[0], [2]])),
+    }),
+    *rows("assert_cached_decoding_matches_full", r"\bchunks\b", {
+        "chunks-zero": lambda z: _cached(z, chunks=0),
+        "chunks-wrong-sum": lambda z: _cached(z, chunks=[2, 2]),
+    }),
+    *rows("assert_cached_decoding_matches_full", r"\bgenerate\b", {
+        "generate-string": lambda z: _cached(z, generate="yes"),
+    }),
+    *_tolerance_rows("assert_cached_decoding_matches_full", _cached),
     # ---------------------------------------------------------------- assert_stream_resumable
     *(
         Row("assert_stream_resumable", f"model-{k}",

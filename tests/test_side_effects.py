@@ -155,6 +155,25 @@ class Zoo:
         self.enc = rng.normal(size=(B, 6, F)).astype("float32")
         self.dec = rng.normal(size=(B, DEC_STEPS, DEC_F)).astype("float32")
         self.series = np.sin(np.arange(12.0))
+        self.tokens = np.random.default_rng(4).integers(1, 50, size=(B, 6)).astype("int32")
+
+    @functools.cached_property
+    def causal_lm(self) -> Any:
+        """A tiny KerasHub GPT-2 (random weights); its cases skip where KerasHub is missing."""
+        hub = pytest.importorskip("keras_hub")
+        return hub.models.GPT2CausalLM(backbone=_tiny_gpt2(hub), preprocessor=None)
+
+    @functools.cached_property
+    def stale_lm(self) -> Any:
+        """The same, handing back the cache it was given: its cached decoding is wrong."""
+        hub = pytest.importorskip("keras_hub")
+
+        class Stale(hub.models.GPT2CausalLM):  # type: ignore[misc, name-defined]
+            def call_with_cache(self, token_ids: Any, cache: Any, cache_update_index: Any) -> Any:
+                logits, hidden, _ = super().call_with_cache(token_ids, cache, cache_update_index)
+                return logits, hidden, cache
+
+        return Stale(backbone=_tiny_gpt2(hub), preprocessor=None)
 
     @functools.cached_property
     def good(self) -> keras.Model:
@@ -287,6 +306,13 @@ def _reset_call(model: keras.Model) -> tuple[list[Any], Callable[[], Any]]:
     return [model], lambda: pytest_rnn.reset_states(model)
 
 
+def _tiny_gpt2(hub: Any) -> Any:
+    return hub.models.GPT2Backbone(
+        vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        max_sequence_length=16,
+    )  # fmt: skip
+
+
 def _running_sum(x: np.ndarray) -> np.ndarray:
     return np.cumsum(x, axis=1)
 
@@ -407,6 +433,15 @@ CASES = [
         lambda z: ([z.good], lambda: pytest_rnn.assert_stream_resumable(
             z.good, z.x, at=2, load=lambda f: keras.models.load_model(f / "model.keras"))),
         match="states not restored"),
+    Case(
+        "assert_cached_decoding_matches_full", "tiny-gpt2", "pass",
+        lambda z: ([z.causal_lm], lambda: pytest_rnn.assert_cached_decoding_matches_full(
+            z.causal_lm, z.tokens, chunks=[3, 1, 2]))),
+    Case(
+        "assert_cached_decoding_matches_full", "stale-cache", "fail",
+        lambda z: ([z.stale_lm], lambda: pytest_rnn.assert_cached_decoding_matches_full(
+            z.stale_lm, z.tokens, chunks=[3, 1, 2])),
+        match="Cached decoding differs from the full pass"),
     Case(  # the model is only looked at: the step functions are the user's numpy code
         "assert_incremental_matches_full", "running-sum", "pass",
         lambda z: ([z.good], lambda: pytest_rnn.assert_incremental_matches_full(

@@ -32,6 +32,7 @@ __all__ = [
     "Whole",
     "chunk_pieces",
     "compare_runs",
+    "first_step",
     "join",
     "mismatch_block",
     "mismatch_lines",
@@ -268,6 +269,21 @@ def compare_runs(
         if m is not None:
             found.append((n, m))
     return found
+
+
+def first_step(
+    mismatches: list[tuple[int, _compare.Mismatch]],
+) -> tuple[int, int, _compare.Mismatch]:
+    """``(step, output number, mismatch)`` of the earliest mismatching step over all outputs.
+
+    Raises:
+        ValueError: no mismatch has a step (every output is a scalar per sample).
+    """
+    found = [(m.step_of(m.first), n, m) for n, m in mismatches]
+    timed = [(s, n, m) for s, n, m in found if s is not None]
+    if not timed:
+        raise ValueError("no mismatch has a time step")
+    return min(timed, key=lambda t: (t[0], t[1]))
 
 
 def mismatch_lines(

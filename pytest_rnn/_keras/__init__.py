@@ -34,6 +34,9 @@ from pytest_rnn._keras.guards import keras_globals_kept as keras_globals_kept
 from pytest_rnn._keras.guards import seed_keras as seed_keras
 from pytest_rnn._keras.guards import set_name_counters as set_name_counters
 from pytest_rnn._keras.guards import untouched as untouched
+from pytest_rnn._keras.hub import CachedLM as CachedLM
+from pytest_rnn._keras.hub import Generation as Generation
+from pytest_rnn._keras.hub import check_causal_lm as check_causal_lm
 from pytest_rnn._keras.layers import GraphNode as GraphNode
 from pytest_rnn._keras.layers import check_factory as check_factory
 from pytest_rnn._keras.layers import check_function as check_function
@@ -98,6 +101,8 @@ __all__ = [
     "DETERMINISM",
     "MODEL_FILE",
     "TRACES",
+    "CachedLM",
+    "Generation",
     "GraphNode",
     "ModelCache",
     "ResetStatesCallback",
@@ -107,6 +112,7 @@ __all__ = [
     "cached_clone",
     "callback_kind",
     "causal_reason",
+    "check_causal_lm",
     "check_factory",
     "check_function",
     "check_hook",
