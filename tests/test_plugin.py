@@ -649,7 +649,7 @@ MANY_MODELS_TEST = """
 import numpy as np, keras, pytest, pytest_rnn, tensorflow as tf
 from keras import layers
 
-@pytest.mark.parametrize("i", range(12))
+@pytest.mark.parametrize("i", range(7))
 def test_model(i):
     model = keras.Sequential([keras.Input((None, 3)), layers.GRU(2 + i % 5, return_sequences=True)])
     x = np.random.default_rng(i).normal(size=(2 + i % 3, 8 + i, 3)).astype("float32")
@@ -665,13 +665,14 @@ def test_users_own_retracing_is_still_reported():
 def test_checking_many_models_logs_no_retracing_of_our_own_functions(
     pytester: pytest.Pytester,
 ) -> None:
-    # TensorFlow counts traces per Python function: one traced body per model read to it
-    # as "5 out of the last 9 calls to <function graph_stream.<locals>.body> triggered
-    # tf.function retracing", pointing users at pytest-rnn internals.
+    # TensorFlow counts traces per Python function (it warns at 5 traces in 10 calls):
+    # one traced body per model read to it as "5 out of the last 9 calls to <function
+    # graph_stream.<locals>.body> triggered tf.function retracing", pointing users at
+    # pytest-rnn internals.
     pytester.makepyfile(test_many=MANY_MODELS_TEST)
     live_log = ("-o", "log_cli=true", "--log-cli-level=WARNING")  # every log record shown
     result = pytester.runpytest_subprocess("-s", "-p", "no:randomly", "-p", "no:xdist", *live_log)
-    result.assert_outcomes(passed=13)
+    result.assert_outcomes(passed=8)
     out = result.stdout.str() + result.stderr.str()
     assert "graph_stream" not in out and "_tf_call" not in out
     assert "triggered tf.function retracing" in out  # the user's own lambda: still said
