@@ -11,8 +11,8 @@ Inputs are random normal-ish data (not Hypothesis arrays, which shrink towards
 zeros, where a conv or a reset state changes nothing and no bug is visible),
 with at least 3 steps, 2 samples and 2 valid steps per sample.
 
-The number of examples is a third of ``RNN_RELIABILITY_EXAMPLES`` (default 12,
-so 4 here: about 13 assertion calls on new models per example). Long run: ``RNN_RELIABILITY_EXAMPLES=300 pytest -m reliability -p no:xdist -s``.
+The number of examples is a third of ``RNN_RELIABILITY_EXAMPLES`` (default 9,
+so 3 here: about 13 assertion calls on new models per example). Long run: ``RNN_RELIABILITY_EXAMPLES=300 pytest -m reliability -p no:xdist -s``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pytest_rnn.strategies import (
     sequence_models,
 )
 
-EXAMPLES = max(1, int(os.environ.get("RNN_RELIABILITY_EXAMPLES", "12")) // 3)
+EXAMPLES = max(1, int(os.environ.get("RNN_RELIABILITY_EXAMPLES", "9")) // 3)
 
 pytestmark = [
     pytest.mark.reliability,

@@ -6,8 +6,8 @@ Embedding with and without mask_zero, Dropout, LayerNormalization, float32 and
 float64. Any failure here is a false alarm, a bug in pytest-rnn: Hypothesis
 shrinks it to the smallest model and input that show it.
 
-The number of examples comes from ``RNN_RELIABILITY_EXAMPLES`` (default 12 per
-test, about 20 s each on a 2-core CPU). The long run:
+The number of examples comes from ``RNN_RELIABILITY_EXAMPLES`` (default 9 per
+test, about 15 s each on a 2-core CPU). The long run:
 ``RNN_RELIABILITY_EXAMPLES=300 pytest -m reliability -p no:xdist -s``.
 """
 
@@ -31,7 +31,7 @@ from pytest_rnn.strategies import (
     sequence_models,
 )
 
-EXAMPLES = int(os.environ.get("RNN_RELIABILITY_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("RNN_RELIABILITY_EXAMPLES", "9"))
 
 pytestmark = pytest.mark.reliability
 

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.compare import Mismatch
-from pytest_rnn._core.stream import ChunkSchedule, Handover, chunk_pieces, compare_runs
+from pytest_rnn._core.stream import (
+    ChunkSchedule,
+    Handover,
+    chunk_pieces,
+    compare_runs,
+    first_step,
+)
 from pytest_rnn._core.text import error_line, plural
 from pytest_rnn._errors import StepComparison
 from pytest_rnn._incremental.run import Case, chunk_text, run, same_values, snapshot
@@ -28,15 +34,6 @@ __all__ = ["WHOLE_CALL", "diagnose"]
 WHOLE_CALL = "a single whole-sequence call step(x, init(x), 0)"
 
 
-def _first_step(mismatches: list[tuple[int, Mismatch]]) -> tuple[int, int, Mismatch]:
-    """``(step, output number, mismatch)`` of the earliest mismatching step over all outputs."""
-    found = [(m.step_of(m.first), n, m) for n, m in mismatches]
-    step, n, m = min(((s, n, m) for s, n, m in found if s is not None), key=lambda t: t[:2])
-    return step, n, m
-
-
-def _first_line(error: Exception) -> str:
-    return error_line(error)
 
 
 def diagnose(
@@ -44,7 +41,7 @@ def diagnose(
 ) -> tuple[list[str], StepComparison | None]:
     """The report's lines below the mismatch table, and the whole call's pair to draw if it differs."""
     schedule = case.schedule
-    step, _, _ = _first_step(mismatches)
+    step, _, _ = first_step(mismatches)
     k = schedule.chunk_of(step)
     start = schedule.bounds()[k][0]
     calls = len(schedule.lengths)
@@ -71,13 +68,13 @@ def diagnose(
         )  # fmt: skip
     except Exception as error:  # advice only: never hide the real failure behind it
         lines.append(
-            f"  {WHOLE_CALL} could not be made ({_first_line(error)}): a step function that "
+            f"  {WHOLE_CALL} could not be made ({error_line(error)}): a step function that "
             "differs from full and a hand-over that loses something are not told apart"
         )
         return lines, None
     differs = compare_runs(out, case.reference, case.tolerances, case.sequence, case.valid, whole)
     if differs:
-        w, n, m = _first_step(differs)
+        w, n, m = first_step(differs)
         lines.append(
             f"  {WHOLE_CALL} differs from full too (first at step {w}, sample {m.first[0]}): "
             "step itself computes something other than full, not only the hand-over between "
@@ -183,5 +180,5 @@ def _measured(case: Case, k: int) -> list[str]:
                     f"{k - 1} (not one step earlier or later), with every part of it returned"
                 )
     except Exception as error:  # advice only: never hide the real failure behind it
-        return [f"  measured on chunk {k}: not possible ({_first_line(error)})"]
+        return [f"  measured on chunk {k}: not possible ({error_line(error)})"]
     return [f"  measured: {fact}" for fact in facts]
