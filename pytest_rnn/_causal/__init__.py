@@ -15,7 +15,8 @@ The files, each importing only those above it in this list: :mod:`.args`
 functions and models on stacked copies, a model's receptive field);
 :mod:`.labels` (``assert_labels_causal``); :mod:`.model`
 (``assert_model_causal``, the suffix test and the per-layer search for the
-leak); :mod:`.windows` (``assert_windows_causal``).
+leak); :mod:`.window_reads` (which positions each window reads) and :mod:`.windows`
+(``assert_windows_causal``).
 """
 
 from pytest_rnn._causal.labels import assert_labels_causal as assert_labels_causal

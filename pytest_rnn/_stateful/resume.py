@@ -6,7 +6,7 @@ states set back. Both runs go through the same stateful model (the user's
 ``stateful_model`` or a twin): the uninterrupted one feeds ``x`` cut at the
 interruption points, one compiled call per piece; the interrupted one saves
 and loads at each point and feeds the next piece to the loaded model. Where
-they differ, :func:`~pytest_rnn._stateful.diagnose._resume_findings` reads the evidence of the first broken
+they differ, :func:`~pytest_rnn._stateful.restored._resume_findings` reads the evidence of the first broken
 interruption (the states just before ``save``, just after ``load``, and the
 weights): a stateless rebuild, states not restored, restored into the wrong
 layer or order, cast to a lower precision, changed weights.
@@ -31,7 +31,7 @@ from pytest_rnn._core.stream import ChunkSchedule, chunk_pieces, compare_runs, j
 from pytest_rnn._core.validate import Batch, check_int, check_tolerances
 from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
 from pytest_rnn._report import recorded
-from pytest_rnn._stateful.diagnose import States, _resume_findings
+from pytest_rnn._stateful.restored import States, _resume_findings
 from pytest_rnn._stateful.run import _stream_inputs
 
 __all__ = ["assert_stream_resumable"]
