@@ -314,11 +314,32 @@ def test_float64_copies_compute_in_float64_inside_the_scope() -> None:
 
 
 @pytest.mark.backends
-def test_graph_loops_exist_on_tensorflow_only() -> None:
-    _, twin = _stateful_pair()
-    x = np.zeros((2, 4, 3), "float32")
+@pytest.mark.backends
+def test_a_whole_stream_runs_in_one_compiled_loop_on_tensorflow_and_jax() -> None:
+    """TensorFlow: any schedule; JAX: equal chunks and a shorter tail (uneven ones: ``None``)."""
+    model, twin = _stateful_pair()
+    x = np.random.default_rng(0).normal(size=(2, 7, 3)).astype("float32")
+    full = K.compiled(model, x, fixed_batch=False)(x)
     loop = K.graph_stream(twin, x, [True])
-    assert (loop is not None) == (K.backend_name() == "tensorflow")
+    if K.backend_name() == "torch":
+        assert loop is None
+        return
+    assert loop is not None
+    for ends in ([2, 4, 6, 7], [1, 2, 3, 4, 5, 6, 7], [7]):
+        starts = [0, *ends[:-1]]
+        K.reset_states(twin)
+        K.set_states(twin, {"gru": [np.ones((2, 4), "float32")]})  # the loop starts from zeros
+        out = loop(x, np.array(starts, np.int32), np.array(ends, np.int32))
+        assert out is not None, ends
+        np.testing.assert_allclose(out[0], full, rtol=1e-5, atol=1e-6)
+        # The twin holds the last states, as after a chunk-by-chunk run.
+        assert not np.allclose(K.get_states(twin)["gru"][0], 1.0)
+    uneven = loop(x, np.array([0, 3, 4], np.int32), np.array([3, 4, 7], np.int32))
+    if K.backend_name() == "jax":
+        assert uneven is None
+    else:
+        assert uneven is not None
+        np.testing.assert_allclose(uneven[0], full, rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

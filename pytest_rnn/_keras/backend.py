@@ -47,6 +47,7 @@ __all__ = [
     "float64_scope",
     "input_gradients",
     "is_library_file",
+    "jax_variables",
     "name",
     "own_tf_function",
     "to_numpy",
@@ -268,7 +269,7 @@ def _tf_call(
     return call
 
 
-def _jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
+def jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
     """Every variable a call reads, and those it may write (non-trainable ones, RNN states).
 
     Keras does not track stateful RNN states as the model's variables, so
@@ -295,7 +296,7 @@ def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any
         count()
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = _jax_variables(m)
+        every, mutable = jax_variables(m)
         mapping = list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             out = m(inputs, training=False)
@@ -307,7 +308,7 @@ def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any
     def call(inputs: Any) -> Any:
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = _jax_variables(m)
+        every, mutable = jax_variables(m)
         out, new = fn(
             [v.value for v in every if v.trainable],
             [v.value for v in mutable],

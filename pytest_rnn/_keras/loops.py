@@ -1,9 +1,11 @@
-"""TensorFlow in-graph loops: a whole streamed run, or a whole step-wise decode, in one call.
+"""Compiled loops: a whole streamed run, or a whole step-wise decode, in one call.
 
-Each function returns ``None`` on the other backends (their callers loop
-over compiled per-chunk or per-step calls). Every trace is reported to the
-``count`` callback, the adapter's :data:`~pytest_rnn._keras.backend.TRACES`
-by default.
+:func:`graph_stream` is a ``tf.while_loop`` over the chunks on TensorFlow and
+one ``jax.jit`` around a ``lax.scan`` over equal chunks on JAX (the states
+carried as values); :func:`graph_decoder` is TensorFlow only. Each returns
+``None`` where the backend has no such loop (its callers loop over compiled
+per-chunk or per-step calls). Every trace is reported to the ``count``
+callback, the adapter's :data:`~pytest_rnn._keras.backend.TRACES` by default.
 """
 
 from __future__ import annotations
@@ -15,24 +17,32 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import as_list, flatten, map_structure
-from pytest_rnn._keras.backend import TRACES, name, own_tf_function
-from pytest_rnn._keras.layers import reset_layer_states, stateful_layers
+from pytest_rnn._keras.backend import TRACES, jax_variables, name, own_tf_function
+from pytest_rnn._keras.layers import reset_layer_states, state_variables, stateful_layers
 
 __all__ = ["graph_decoder", "graph_stream"]
 
 
+#: A whole streamed run: ``(x, starts, ends) -> flat outputs``, or ``None`` where
+#: it cannot run that schedule (then the caller feeds chunk by chunk).
+StreamLoop = Callable[[Any, np.ndarray, np.ndarray], "list[np.ndarray] | None"]
+
+
 def graph_stream(
     twin: Any, x: Any, sequence: list[bool], *, count: Callable[[], None] = TRACES.add
-) -> Callable[[Any, np.ndarray, np.ndarray], list[np.ndarray]] | None:
+) -> StreamLoop | None:
     """A whole streamed run in one compiled call: ``(x, starts, ends) -> flat outputs``.
 
-    TensorFlow only (``None`` elsewhere): one ``tf.function`` resets ``twin``'s
-    stateful layers and feeds it the chunks ``x[:, starts[i]:ends[i]]`` in a
-    ``tf.while_loop``; one trace per twin (the chunk bounds are tensors).
-    Sequence outputs come back joined along time, last-step outputs as
-    ``(batch, chunks, ...)``. The caller rules out models that cannot take an
-    open time axis.
+    The run starts from zero states and feeds ``twin`` the chunks
+    ``x[:, starts[i]:ends[i]]``. Sequence outputs come back joined along time,
+    last-step outputs as ``(batch, chunks, ...)``; the twin holds the last
+    states after it. TensorFlow: one ``tf.function`` around a ``tf.while_loop``,
+    one trace per twin (the chunk bounds are tensors); the caller rules out
+    models that cannot take an open time axis. JAX: see :func:`_jax_stream`.
+    ``None`` on torch.
     """
+    if name() == "jax":
+        return _jax_stream(twin, sequence, count)
     if name() != "tensorflow":
         return None
     import tensorflow as tf
@@ -97,6 +107,84 @@ def graph_stream(
         tensors = map_structure(tf.convert_to_tensor, xs)
         out = fn(tensors, np.asarray(starts, np.int32), np.asarray(ends, np.int32))
         return [np.asarray(t.numpy()) for t in out]
+
+    return run
+
+
+def _jax_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) -> StreamLoop:
+    """JAX: one ``jax.jit`` per chunk length and count, a ``lax.scan`` over the equal chunks.
+
+    The run is ``(n, length, tail)``: ``n`` chunks of ``length`` steps, then a
+    shorter ``tail`` (0: none); the states are the scan's carry, starting at
+    zero, and the other variables a call writes are carried alike and written
+    back after the run. A schedule of other shapes (uneven lengths) returns
+    ``None``: one trace per schedule would cost more than it saves.
+    """
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    ref = weakref.ref(twin)
+    flags = list(sequence)
+
+    def pure(values: list[Any], written: list[Any], xs: Any, n: int, length: int, tail: int) -> Any:
+        count()
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = jax_variables(m)
+        trainable = [v for v in every if v.trainable]
+        states = {id(s) for _, lyr in stateful_layers(m) for s in state_variables(lyr) or []}
+        carry0 = [jnp.zeros_like(w) if id(v) in states else w for v, w in zip(mutable, written)]
+
+        def chunk_call(carry: list[Any], chunk: Any) -> tuple[list[Any], list[Any]]:
+            mapping = list(zip(trainable, values)) + list(zip(mutable, carry))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                out = [leaf for _, leaf in flatten(m(chunk, training=False))]
+                new = [
+                    jnp.asarray(scope.get_current_value(v), c.dtype) for v, c in zip(mutable, carry)
+                ]
+            return new, out
+
+        def chunked(a: Any) -> Any:  # (batch, n * length, ...) -> (n, batch, length, ...)
+            a = a[:, : n * length].reshape(a.shape[0], n, length, *a.shape[2:])
+            return jnp.swapaxes(a, 0, 1)
+
+        carry, outs = jax.lax.scan(chunk_call, carry0, map_structure(chunked, xs))
+        joined = []
+        for o, seq in zip(outs, flags):
+            o = jnp.swapaxes(o, 0, 1)  # (batch, n, ...)
+            joined.append(o.reshape(o.shape[0], n * o.shape[2], *o.shape[3:]) if seq else o)
+        if tail:
+            carry, last = chunk_call(carry, map_structure(lambda a: a[:, n * length :], xs))
+            joined = [
+                jnp.concatenate([j, o if seq else o[:, None]], axis=1)
+                for j, o, seq in zip(joined, last, flags)
+            ]
+        return joined, carry
+
+    fn = jax.jit(pure, static_argnums=(3, 4, 5))
+
+    def run(xs: Any, starts: np.ndarray, ends: np.ndarray) -> list[np.ndarray] | None:
+        lengths = [int(b - a) for a, b in zip(starts, ends)]
+        length = lengths[0]
+        if any(n != length for n in lengths[:-1]) or lengths[-1] > length:
+            return None
+        n = len(lengths) - (lengths[-1] < length)
+        tail = lengths[-1] if lengths[-1] < length else 0
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = jax_variables(m)
+        out, new = fn(
+            [v.value for v in every if v.trainable],
+            [v.value for v in mutable],
+            map_structure(np.asarray, xs),
+            n,
+            length,
+            tail,
+        )
+        for var, value in zip(mutable, new):
+            var.assign(value)
+        return [np.asarray(o) for o in out]
 
     return run
 

@@ -3,7 +3,7 @@
 :class:`_Setup` names the two models a check uses. :func:`_stream` feeds the
 stateful one chunk by chunk through the engine of :mod:`pytest_rnn._core.stream`
 (the Keras-RNN adapter: a compiled call per chunk and a state reset), or, where
-the backend has an in-graph loop, in one compiled call per run
+the backend has a compiled loop (TensorFlow, JAX), in one compiled call per run
 (:func:`_graph_stream`). :func:`_reference` runs the batch model on the whole
 of ``x`` and on every chunk-end prefix; :func:`_sequence_flags` says which
 outputs have a time axis.
@@ -95,14 +95,15 @@ _GRAPH_STREAMS = K.ModelCache()
 
 def _graph_stream(
     twin: Any, x: Any, sequence: list[bool]
-) -> Callable[[Any, ChunkSchedule], list[np.ndarray]] | None:
+) -> Callable[[Any, ChunkSchedule], list[np.ndarray] | None] | None:
     """A compiled whole streamed run: ``(x, schedule) -> flat outputs``, or ``None``.
 
-    Where the backend has an in-graph loop (:func:`K.graph_stream`), one call
-    per run instead of one per chunk, one trace per twin. ``None`` (feed chunk
-    by chunk) on other backends, for models holding ``TimeDistributed`` (Keras
-    maps it over the batch when the time axis is unknown in a graph) and for
-    models whose inputs take a fixed number of steps.
+    Where the backend has a compiled loop (:func:`K.graph_stream`), one call
+    per run instead of one per chunk: TensorFlow one trace per twin, JAX one
+    per schedule of equal chunks (the run returns ``None`` for uneven ones).
+    ``None`` (feed chunk by chunk) on torch, for models holding
+    ``TimeDistributed`` (Keras maps it over the batch when the time axis is
+    unknown in a graph) and for models whose inputs take a fixed number of steps.
     """
     if not K.is_graph_model(twin):
         return None
@@ -118,7 +119,7 @@ def _graph_stream(
         per_twin[key] = None
         return None
 
-    def run(xs: Any, schedule: ChunkSchedule) -> list[np.ndarray]:
+    def run(xs: Any, schedule: ChunkSchedule) -> list[np.ndarray] | None:
         ends = np.asarray(schedule.ends, np.int32)
         starts = np.concatenate([[0], ends[:-1]]).astype(np.int32)
         return loop(xs, starts, ends)
