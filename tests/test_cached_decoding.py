@@ -103,9 +103,18 @@ LAYOUTS: dict[str, dict[str, Any]] = {
 CASES = [(name, layout) for name in ("GPT2", "Llama") for layout in LAYOUTS] + [
     (name, "right_padded") for name in PASSING[2:]
 ]
+#: The cases that also run on JAX and torch (``-m backends``).
+ON_EVERY_BACKEND = {("GPT2", "right_padded")}
 
 
-@pytest.mark.parametrize("name, layout", CASES, ids=[f"{n}-{lay}" for n, lay in CASES])
+@pytest.mark.parametrize(
+    "name, layout",
+    [
+        pytest.param(*case, marks=[pytest.mark.backends] if case in ON_EVERY_BACKEND else [])
+        for case in CASES
+    ],
+    ids=[f"{n}-{lay}" for n, lay in CASES],
+)
 def test_a_kerashub_causal_lm_matches_its_full_pass(
     name: str, layout: str, tokens: np.ndarray
 ) -> None:
@@ -310,6 +319,7 @@ def test_a_stale_cache_handed_back_is_named(tokens: np.ndarray) -> None:
     assert "a stale cache handed back" in text
 
 
+@pytest.mark.backends
 def test_the_cache_dropped_after_the_prefill_is_named(tokens: np.ndarray) -> None:
     text = failure(bugged(DroppedAfterPrefill), tokens, chunks=UNEVEN)
     assert "unchanged, in the prefill (chunk 0) only" in text
@@ -403,3 +413,42 @@ def test_a_bad_call_names_its_argument(
         assert_cached_decoding_matches_full(
             kwargs.pop("causal_lm"), kwargs.pop("token_ids"), **kwargs
         )
+
+
+# =========================================================================== compiled loops
+
+
+@pytest.mark.backends
+def test_the_cached_and_the_generation_loop_run_compiled_and_trace_once(
+    tokens: np.ndarray,
+) -> None:
+    from pytest_rnn import _keras as K
+    from pytest_rnn._cached.run import generation, token_batch
+    from pytest_rnn._core.stream import ChunkSchedule
+    from pytest_rnn._keras.hub import _LOOPS
+
+    lm = causal_lm("GPT2")
+    assert_cached_decoding_matches_full(lm, tokens, chunks=UNEVEN)
+    traces = K.TRACES.count
+    assert_cached_decoding_matches_full(lm, tokens, chunks=[2, 1, 1, 3, 5])
+    loop = generation(K.CachedLM(lm), token_batch(tokens, np.ones_like(tokens, bool)),
+                      ChunkSchedule.parse(UNEVEN, T))  # fmt: skip
+    if keras.backend.backend() == "torch":  # eager under no_grad: nothing is compiled
+        assert _LOOPS.of(lm)[("decode", tokens.shape)] is None
+        assert not loop.compiled
+        return
+    assert _LOOPS.of(lm)[("decode", tokens.shape)] is not None
+    assert loop.compiled
+    # TensorFlow: one trace serves every schedule; JAX: one per new chunk length (2 and 3 here).
+    assert K.TRACES.count - traces <= (0 if keras.backend.backend() == "tensorflow" else 2)
+
+
+def test_a_call_with_cache_that_cannot_be_compiled_is_run_eagerly_and_still_judged(
+    tokens: np.ndarray,
+) -> None:
+    from pytest_rnn._keras.hub import _LOOPS
+
+    lm = bugged(IndexShifted)  # Python's max() on the index: no graph can hold it
+    text = failure(lm, tokens, chunks=UNEVEN, generate=False)
+    assert "wrote cache slot 4, not slot 5: the write is off by -1" in text
+    assert _LOOPS.of(lm)[("decode", tokens.shape)] is None

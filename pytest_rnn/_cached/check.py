@@ -140,7 +140,7 @@ def _check(
     inputs = token_batch(tokens, mask)
     reference = model.full(tokens, mask)
     tolerance = resolve_tolerance(rtol, atol, reference.dtype)
-    cached, _ = cached_run(model, inputs, schedule)
+    cached, _ = cached_run(model, inputs, schedule, compiled=True)
     mismatches = compare_runs([cached], [reference], [tolerance], [True], mask, schedule)
     case = Case(model, inputs, schedule, reference, cached, tolerance, mask)
     loop_lines: list[str] = []

@@ -81,12 +81,32 @@ def cached_step(model: K.CachedLM, call: Call | None = None) -> Step:
 
 
 def cached_run(
-    model: K.CachedLM, inputs: Batch, schedule: ChunkSchedule, step: Step | None = None
+    model: K.CachedLM,
+    inputs: Batch,
+    schedule: ChunkSchedule,
+    step: Step | None = None,
+    *,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, Any]:
-    """``inputs`` decoded chunk by chunk from an empty cache: the joined logits and the last cache."""
+    """``inputs`` decoded chunk by chunk from an empty cache: the joined logits and the last cache.
+
+    With ``compiled`` (and no ``step`` of the caller's), the whole schedule runs
+    in one compiled loop where the backend and the model allow
+    (:meth:`~pytest_rnn._keras.hub.CachedLM.decode`); otherwise, and for the
+    diagnosis's runs that watch each call, one eager call per chunk.
+    """
     tokens, mask = inputs.tree["token_ids"], inputs.tree["padding_mask"]
     handover = Handover(step or cached_step(model), lambda: model.empty_cache(tokens, mask))
-    logits = stream(handover.feed, handover.reset, inputs, schedule, [True])[0]
+
+    def whole(part: Batch) -> list[np.ndarray] | None:
+        out = model.decode(tokens, mask, model.empty_cache(tokens, mask), schedule.bounds())
+        if out is None:
+            return None
+        logits, handover.state = out
+        return [logits]
+
+    use = whole if compiled and step is None else None
+    logits = stream(handover.feed, handover.reset, inputs, schedule, [True], whole=use)[0]
     return logits, handover.state
 
 

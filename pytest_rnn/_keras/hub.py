@@ -4,12 +4,15 @@
 ``call_with_cache``) and gives the family plain numpy: its full pass
 (:meth:`~CachedLM.full`), an empty cache (:meth:`~CachedLM.empty_cache`: the
 model's own ``_build_cache``, zeroed), one cached call (:meth:`~CachedLM.call`),
-the cache's values, the outputs of its decoder layers as a run computes them
+a whole schedule of cached calls (:meth:`~CachedLM.decode`), the cache's values,
+the outputs of its decoder layers as a run computes them
 (:meth:`~CachedLM.layer_outputs`), its own generation loop with a sampler forced
 to given tokens (:meth:`~CachedLM.generate`) and a float32 copy of a
 half-precision model. Caches stay the backend's tensors between calls; logits
-come back as numpy. Everything runs eagerly. :func:`check_causal_lm` refuses
-what is not a causal LM.
+come back as numpy. The full pass, :meth:`~CachedLM.decode` and
+:meth:`~CachedLM.generate` are compiled where the backend allows
+(:mod:`.hub_loops`), cached per model; single calls run eagerly, so that the
+diagnosis can watch them. :func:`check_causal_lm` refuses what is not a causal LM.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import flatten
-from pytest_rnn._keras.backend import name as backend_name
 from pytest_rnn._keras.backend import to_numpy
+from pytest_rnn._keras.calls import ModelCache, compiled
+from pytest_rnn._keras.hub_loops import decode_loop, eager, forced_generation
 
 __all__ = ["CachedLM", "Generation", "check_causal_lm"]
 
@@ -72,12 +75,14 @@ class Generation:
         computed: ``(batch, steps)`` boolean: where the loop computed logits.
         tokens: the token ids ``generate_step`` returned.
         indices: the loop's ``index`` at each of its iterations.
+        compiled: whether the loop ran compiled (``False``: eagerly).
     """
 
     logits: np.ndarray
     computed: np.ndarray
     tokens: np.ndarray
     indices: tuple[int, ...]
+    compiled: bool = False
 
 
 class CachedLM:
@@ -96,7 +101,7 @@ class CachedLM:
         self.indexed = "cache_update_index" in params
         self.takes_mask = "padding_mask" in params
         self._build_params = inspect.signature(lm._build_cache).parameters
-        self._templates: dict[tuple[int, ...], Any] = {}
+        self._watched = False  # inside layer_outputs(): every call eager, so the layers are seen
 
     # ------------------------------------------------------------------ what it is
 
@@ -131,6 +136,13 @@ class CachedLM:
         """The longest sequence the backbone's position embedding takes, if it has one."""
         return self._backbone_int("max_sequence_length")
 
+    def _vocabulary(self) -> int:
+        """The width of the logits: the backbone's vocabulary size, else a full pass's."""
+        if self.vocabulary_size is not None:
+            return self.vocabulary_size
+        one = np.ones((1, 1), np.int32)
+        return int(self.full(one, one.astype(bool)).shape[-1])
+
     def input_names(self) -> list[str] | None:
         """The names of the full pass's inputs (``None`` when the model takes one tensor)."""
         inputs = getattr(self.lm, "input", None)
@@ -154,25 +166,38 @@ class CachedLM:
     # ------------------------------------------------------------------ running it
 
     def full(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The full pass ``lm({"token_ids", "padding_mask"})``: logits ``(batch, steps, vocabulary)``."""
-        with _eager():
-            out = self.lm({"token_ids": _ids(tokens), "padding_mask": mask}, training=False)
+        """The full pass ``lm({"token_ids", "padding_mask"})``: logits ``(batch, steps, vocabulary)``.
+
+        Compiled (one trace per model and input signature); eager where it cannot be.
+        """
+        inputs = {"token_ids": _ids(tokens), "padding_mask": np.asarray(mask, bool)}
+        loops = _LOOPS.of(self.lm)
+        if loops.get("full", True) and not self._watched:
+            try:
+                return _logits(
+                    compiled(self.lm, inputs, fixed_batch=False)(inputs), "the full pass"
+                )
+            except Exception:  # not compilable: the eager call says what is wrong, if anything
+                loops["full"] = False
+        with eager():
+            out = self.lm(inputs, training=False)
         return _logits(out, "the full pass")
 
     def empty_cache(self, tokens: np.ndarray, mask: np.ndarray) -> Any:
         """The model's cache for ``tokens``'s shape, every value zero (``_build_cache``, zeroed).
 
-        ``_build_cache`` runs once per shape; every call returns fresh zeros.
+        ``_build_cache`` runs once per model and shape; every call returns fresh zeros.
         """
         import keras
 
-        key = tuple(tokens.shape)
-        if key not in self._templates:
+        key = ("cache", tuple(tokens.shape))
+        templates = _LOOPS.of(self.lm)
+        if key not in templates:
             kwargs = {"padding_mask": mask} if "padding_mask" in self._build_params else {}
-            with _eager():
+            with eager():
                 _, cache = self.lm._build_cache(_ids(tokens), **kwargs)
-            self._templates[key] = cache
-        return keras.tree.map_structure(keras.ops.zeros_like, self._templates[key])
+            templates[key] = keras.tree.map_structure(keras.ops.zeros_like, cache)
+        return keras.tree.map_structure(keras.ops.zeros_like, templates[key])
 
     def call(
         self, tokens: np.ndarray, mask: np.ndarray, cache: Any, start: int
@@ -181,7 +206,7 @@ class CachedLM:
         kwargs: dict[str, Any] = {"padding_mask": mask} if self.takes_mask else {}
         if self.indexed:
             kwargs["cache_update_index"] = start
-        with _eager():
+        with eager():
             returned = self.lm.call_with_cache(_ids(tokens), cache, **kwargs)
         if not (isinstance(returned, (tuple, list)) and len(returned) == 3):
             raise TypeError(
@@ -190,6 +215,32 @@ class CachedLM:
             )
         logits, _, new_cache = returned
         return _logits(logits, "call_with_cache"), new_cache
+
+    def decode(
+        self, tokens: np.ndarray, mask: np.ndarray, cache: Any, bounds: list[tuple[int, int]]
+    ) -> tuple[np.ndarray, Any] | None:
+        """Every chunk ``(a, b)`` of ``bounds`` through :meth:`call` in one compiled loop.
+
+        The joined logits and the last cache, or ``None`` where the backend has no
+        such loop or the model's calls do not compile in one (then the caller
+        calls chunk by chunk, and the eager calls say what is wrong).
+        """
+        key = ("decode", tuple(tokens.shape))
+        loops = _LOOPS.of(self.lm)
+        if key not in loops:
+            loops[key] = decode_loop(
+                self.lm, indexed=self.indexed, takes_mask=self.takes_mask, cache=cache
+            )
+        loop = loops[key]
+        if loop is None or self._watched:
+            return None
+        starts, ends = (np.asarray(side, np.int32) for side in zip(*bounds))
+        try:
+            logits, cache = loop(tokens, mask, cache, starts, ends)
+        except Exception:
+            loops[key] = None
+            return None
+        return _logits(logits, "call_with_cache"), cache
 
     @staticmethod
     def values(cache: Any) -> list[np.ndarray]:
@@ -219,16 +270,19 @@ class CachedLM:
     def layer_outputs(self) -> Iterator[list[list[np.ndarray]]]:
         """Inside, every call of a decoder layer appends its output to ``recorded[layer]``.
 
-        The layers' ``call`` is wrapped on the instances and put back on exit.
+        The layers' ``call`` is wrapped on the instances and put back on exit; inside,
+        the full pass and :meth:`decode` run eagerly, so that every call is seen.
         """
         layers = self.decoder_layers()
         recorded: list[list[np.ndarray]] = [[] for _ in layers]
         own = [vars(layer).get("call") for layer in layers]  # a call set on the instance, if any
         for i, layer in enumerate(layers):
             layer.call = _recording(layer.call, recorded[i])
+        self._watched = True
         try:
             yield recorded
         finally:
+            self._watched = False
             for layer, call in zip(layers, own):
                 if call is not None:
                     layer.call = call
@@ -250,14 +304,12 @@ class CachedLM:
             ValueError: ``generate_step`` needs other inputs, never called the
                 sampler, or did not return the forced tokens: it cannot be forced.
         """
-        sampler = _forced_sampler_class()(tokens)
         inputs = {"token_ids": _ids(np.where(prompt, tokens, PAD_ID)), "padding_mask": prompt}
-        had = "sampler" in vars(self.lm)
-        saved = getattr(self.lm, "sampler", None)
-        self.lm.sampler = sampler
+        loops = _LOOPS.of(self.lm)
+        if "generate" not in loops:
+            loops["generate"] = forced_generation(self.lm, self._vocabulary())
         try:
-            with _eager():
-                out = self.lm.generate_step(inputs, stop_token_ids=None)
+            forced = loops["generate"](inputs, tokens)
         except KeyError as error:
             raise ValueError(
                 f"generate=True: {self.cls}.generate_step reads inputs[{error.args[0]!r}], "
@@ -265,15 +317,9 @@ class CachedLM:
                 f"{{'token_ids', 'padding_mask'}}, as GPT2CausalLM and most KerasHub CausalLMs "
                 "take them); pass generate=False to check call_with_cache alone"
             ) from error
-        finally:
-            if had:
-                self.lm.sampler = saved
-            else:
-                with contextlib.suppress(AttributeError):
-                    del self.lm.sampler
-        returned = to_numpy(out["token_ids"] if isinstance(out, dict) else out)
+        returned, records = forced.tokens, forced.records
         batch, steps = tokens.shape
-        if not sampler.records and int(prompt.sum(axis=1).min()) < steps:
+        if not records and int(prompt.sum(axis=1).min()) < steps:
             raise ValueError(
                 f"generate=True: {self.cls}.generate_step never called causal_lm.sampler, so its "
                 "loop cannot be forced to the given tokens; pass generate=False"
@@ -285,13 +331,13 @@ class CachedLM:
             )
         logits = np.full((batch, steps, 0), np.nan)
         computed = np.zeros((batch, steps), dtype=bool)
-        for index, values in sampler.records:
+        for index, values in records:
             if logits.shape[2] == 0:
                 logits = np.full((batch, steps, values.shape[-1]), np.nan, dtype=values.dtype)
             if 1 <= index <= steps:
                 logits[:, index - 1] = values
                 computed[:, index - 1] = True
-        return Generation(logits, computed, returned, tuple(i for i, _ in sampler.records))
+        return Generation(logits, computed, returned, tuple(i for i, _ in records), forced.compiled)
 
     def float32_copy(self) -> CachedLM:
         """The same model computing in float32: rebuilt from its config, its weights cast."""
@@ -331,46 +377,5 @@ def _recording(call: Any, into: list[np.ndarray]) -> Any:
     return recorded
 
 
-@contextlib.contextmanager
-def _eager() -> Iterator[None]:
-    """Loops run in Python (JAX: jit off, so a sampler sees values) and without autograd (torch)."""
-    backend = backend_name()
-    with contextlib.ExitStack() as stack:
-        if backend == "jax" and "jax" in sys.modules:
-            stack.enter_context(sys.modules["jax"].disable_jit())
-        elif backend == "torch" and "torch" in sys.modules:
-            stack.enter_context(sys.modules["torch"].no_grad())
-        yield
-
-
-@functools.cache
-def _forced_sampler_class() -> type:
-    """A ``keras_hub.samplers.Sampler`` that returns given tokens and records the loop's logits.
-
-    Built on first use, so importing pytest_rnn does not import KerasHub.
-    """
-    from keras import ops
-    from keras_hub.samplers import Sampler
-
-    class ForcedSampler(Sampler):
-        """Gives the token at the loop's index; records ``(index, logits)`` of every iteration."""
-
-        def __init__(self, tokens: np.ndarray) -> None:
-            super().__init__()
-            self.forced = ops.convert_to_tensor(_ids(tokens))
-            self.records: list[tuple[int, np.ndarray]] = []
-            self.index: Any = 0
-
-        def __call__(self, next: Any, prompt: Any, *args: Any, **kwargs: Any) -> Any:
-            def recorded(prompt: Any, cache: Any, index: Any) -> Any:
-                out = next(prompt, cache, index)
-                self.index = index
-                self.records.append((int(to_numpy(index)), np.asarray(to_numpy(out[0]))))
-                return out
-
-            return super().__call__(recorded, prompt, *args, **kwargs)
-
-        def get_next_token(self, probabilities: Any) -> Any:
-            return ops.take(self.forced, ops.cast(self.index, "int32"), axis=1)
-
-    return ForcedSampler
+# lm -> {what: compiled loop, or None / False where it cannot be}; weak keys.
+_LOOPS = ModelCache()
