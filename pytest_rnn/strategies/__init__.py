@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from pytest_rnn.strategies._checks import Padding as Padding
 from pytest_rnn.strategies._chunkings import chunkings as chunkings
+from pytest_rnn.strategies._decode import decode_schedules as decode_schedules
 from pytest_rnn.strategies._floats import padded_sequences as padded_sequences
 from pytest_rnn.strategies._floats import sequences as sequences
 from pytest_rnn.strategies._models import seq2seq_models as seq2seq_models
@@ -57,6 +58,7 @@ __all__ = [
     "Seq2SeqNet",
     "SequenceModel",
     "chunkings",
+    "decode_schedules",
     "padded_sequences",
     "padded_token_sequences",
     "rnn_settings",
