@@ -17,6 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_rnn._keras import states as _states
+from pytest_rnn._keras.arguments import check_factory as check_factory
+from pytest_rnn._keras.arguments import check_function as check_function
+from pytest_rnn._keras.arguments import check_hook as check_hook
 from pytest_rnn._keras.backend import TRACES as TRACES
 from pytest_rnn._keras.backend import eager_call as eager_call
 from pytest_rnn._keras.backend import float64_missing as float64_missing
@@ -38,9 +41,6 @@ from pytest_rnn._keras.hub import CachedLM as CachedLM
 from pytest_rnn._keras.hub import Generation as Generation
 from pytest_rnn._keras.hub import check_causal_lm as check_causal_lm
 from pytest_rnn._keras.layers import GraphNode as GraphNode
-from pytest_rnn._keras.layers import check_factory as check_factory
-from pytest_rnn._keras.layers import check_function as check_function
-from pytest_rnn._keras.layers import check_hook as check_hook
 from pytest_rnn._keras.layers import check_input_shapes as check_input_shapes
 from pytest_rnn._keras.layers import check_model as check_model
 from pytest_rnn._keras.layers import describe_layer as describe_layer
@@ -78,6 +78,7 @@ from pytest_rnn._keras.states import callback_kind as callback_kind
 from pytest_rnn._keras.states import get_states as get_states
 from pytest_rnn._keras.states import reset_states as reset_states
 from pytest_rnn._keras.states import set_states as set_states
+from pytest_rnn._keras.suspects import suspects as suspects
 from pytest_rnn._keras.switches import DETERMINISM as DETERMINISM
 from pytest_rnn._keras.switches import determinism_guard as determinism_guard
 from pytest_rnn._keras.switches import precision_guard as precision_guard
@@ -87,7 +88,6 @@ from pytest_rnn._keras.timing import acts_per_step as acts_per_step
 from pytest_rnn._keras.timing import causal_reason as causal_reason
 from pytest_rnn._keras.timing import reads_past_only as reads_past_only
 from pytest_rnn._keras.timing import stream_reason as stream_reason
-from pytest_rnn._keras.timing import suspects as suspects
 from pytest_rnn._keras.timing import time_stride as time_stride
 from pytest_rnn._keras.timing import timing as timing
 from pytest_rnn._keras.twins import cached_clone as cached_clone

@@ -4,8 +4,8 @@
 class and configuration to say which steps it reads. The renderers give the
 wording each family pins: :func:`stream_reason` for streaming,
 :func:`causal_reason` for causality. :func:`acts_per_step` and
-:func:`reads_past_only` answer the streaming family's every-step copy, and
-:func:`suspects` walks a model for the layers a renderer names.
+:func:`reads_past_only` answer the streaming family's every-step copy;
+:mod:`.suspects` walks a model for the layers a renderer names.
 
 Today's three tables disagree in places (ARCHITECTURE 2.1b). A :class:`Timing`
 keeps each table's answer (``streams``, ``causal``, ``per_step``), so every
@@ -18,19 +18,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from pytest_rnn._core.text import plural
 from pytest_rnn._keras.layers import iter_layers, keras_module
 
 __all__ = [
-    "Suspect",
     "Timing",
     "acts_per_step",
     "causal_reason",
     "reads_past_only",
     "stream_reason",
-    "suspects",
     "time_stride",
     "timing",
 ]
@@ -106,14 +104,6 @@ class Timing:
     stock: bool = False
     stride: int = 1
     spatial: bool = False
-
-
-class Suspect(NamedTuple):
-    """A layer a renderer names: where it sits, the layer, and why."""
-
-    path: str
-    layer: Any
-    reason: str
 
 
 def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
@@ -312,6 +302,8 @@ def causal_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
     if t is None:
         return None
     if not t.causal:
+        from pytest_rnn._keras.suspects import suspects  # the walk imports this module
+
         if t.nested and (inner := suspects(layer, causal_reason)):
             return f"nested model containing {inner[0].path!r} ({inner[0].reason})"
         return None
@@ -371,40 +363,3 @@ def reads_past_only(layer: Any, *, last: bool) -> bool:
         and not t.stateful
         and t.sequences != last
     )
-
-
-# --------------------------------------------------------------------------- walker
-
-
-def suspects(model: Any, reason: Reason, *, wrapped: bool = False) -> list[Suspect]:
-    """Every layer of ``model`` that ``reason`` names, depth first; a named layer is not looked into.
-
-    The two families walk differently today, so each keeps its walk:
-
-    Args:
-        model: a Keras model.
-        reason: a renderer, :func:`stream_reason` or :func:`causal_reason`;
-            it gets each layer with the nodes of its calls.
-        wrapped: ``False`` (the causality walk): the top-level layers and,
-            recursively, those of nested models (models themselves are not
-            asked, nor the layers inside wrappers: a TimeDistributed's inner
-            layer works within one step). ``True`` (the streaming walk): every
-            layer, nested models, wrappers, their inner layers and custom
-            layers' sublayers included.
-    """
-    keras = keras_module()
-    found: list[Suspect] = []
-    models = {""}  # paths whose children the causality walk visits
-    for path, layer in iter_layers(model):
-        if any(path.startswith(f"{s.path}/") for s in found):
-            continue
-        if not wrapped:
-            if path.rpartition("/")[0] not in models:
-                continue
-            if isinstance(layer, keras.Model):
-                models.add(path)
-                continue
-        why = reason(layer, getattr(layer, "_inbound_nodes", ()))
-        if why:
-            found.append(Suspect(path, layer, why))
-    return found
