@@ -745,6 +745,17 @@ ROWS: list[Row] = [
         "max_chunks-below-min": lambda z: strategies.chunkings(4, min_chunks=3, max_chunks=2),
         "no-schedule-fits": lambda z: strategies.chunkings(5, min_chunk=3, max_chunk=4),
     }),
+    *rows("strategies.decode_schedules", "steps|prefill|chunk|boundar", {
+        "steps-zero": lambda z: strategies.decode_schedules(0),
+        "steps-float": lambda z: strategies.decode_schedules(4.0),
+        "min_prefill-zero": lambda z: strategies.decode_schedules(4, min_prefill=0),
+        "max_prefill-below-min": lambda z: strategies.decode_schedules(
+            4, min_prefill=3, max_prefill=2),
+        "max_chunk-zero": lambda z: strategies.decode_schedules(4, max_chunk=0),
+        "prefill-longer-than-steps": lambda z: strategies.decode_schedules(4, min_prefill=5),
+        "boundaries-string": lambda z: strategies.decode_schedules(4, boundaries="8"),
+        "boundary-zero": lambda z: strategies.decode_schedules(4, boundaries=[0]),
+    }),
     *rows("strategies.token_sequences", "vocab_size|min_token|dtype|shape", {
         "vocab_size-zero": lambda z: strategies.token_sequences(vocab_size=0),
         "min_token-at-vocab_size": lambda z: strategies.token_sequences(vocab_size=4, min_token=4),
