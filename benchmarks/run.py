@@ -46,6 +46,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "windows_dataset_assert_s": ("<=", 2),
     "hypothesis_shrink_s": ("<=", 20),
     "plugin_import_ms": ("<=", 100),
+    "cached_tiny_over_full_pass": ("<=", 10),
+    "cached_gpt2_128_over_full_pass": ("<=", 15),
+    "cached_llama_128_over_full_pass": ("<=", 15),
 }
 
 
@@ -182,6 +185,69 @@ def bench_stateful(repeats: int, naive_steps: int) -> dict[str, Any]:
         "stateful_assert_over_full_pass": t_assert / t_full,
         "naive_loop_over_stateful_assert": t_naive / t_assert,
     }
+
+
+def bench_cached(repeats: int) -> dict[str, float] | None:
+    """``assert_cached_decoding_matches_full(chunks=1)`` on KerasHub LMs / one compiled full pass.
+
+    GPT2-tiny (2 layers, hidden 32, vocabulary 50), batch 3, 16 tokens, with the
+    generation loop (the default) and without it; a 4-layer hidden-128 GPT2 and
+    Llama at 128 tokens, batch 3, with it (not on torch, where every call is
+    eager). ``None`` without KerasHub.
+    """
+    try:
+        import keras_hub
+    except ImportError:
+        return None
+    import numpy as np
+
+    from pytest_rnn import _keras as K
+    from pytest_rnn._cached import assert_cached_decoding_matches_full
+
+    models = keras_hub.models
+    seed_everything()
+
+    def gpt2(layers: int, hidden: int, steps: int) -> Any:
+        backbone = models.GPT2Backbone(
+            vocabulary_size=50, num_layers=layers, num_heads=2, hidden_dim=hidden,
+            intermediate_dim=2 * hidden, max_sequence_length=max(32, steps),
+        )  # fmt: skip
+        return models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+
+    def llama(layers: int, hidden: int, steps: int) -> Any:
+        backbone = models.LlamaBackbone(
+            vocabulary_size=50, num_layers=layers, num_query_heads=2, num_key_value_heads=1,
+            hidden_dim=hidden, intermediate_dim=2 * hidden,
+        )  # fmt: skip
+        return models.LlamaCausalLM(backbone=backbone, preprocessor=None)
+
+    import keras
+
+    figures: dict[str, float] = {}
+    cases = [
+        ("cached_tiny_over_full_pass", gpt2, 2, 32, 16, True),
+        ("cached_tiny_loop_only_over_full_pass", gpt2, 2, 32, 16, False),
+        ("cached_gpt2_128_over_full_pass", gpt2, 4, 128, 128, True),
+        ("cached_llama_128_over_full_pass", llama, 4, 128, 128, True),
+    ]
+    if keras.backend.backend() == "torch":  # eager calls: 128 tokens take minutes
+        cases = cases[:2]
+    built: dict[tuple[Any, int, int, int], Any] = {}
+    for key, make, layers, hidden, steps, generate in cases:
+        lm = built.setdefault((make, layers, hidden, steps), make(layers, hidden, steps))
+        tokens = np.random.default_rng(0).integers(1, 50, size=(3, steps)).astype("int32")
+        inputs = {"token_ids": tokens, "padding_mask": np.ones_like(tokens, bool)}
+        full = K.compiled(lm, inputs, fixed_batch=False)
+        t_check, t_full = side_by_side(
+            lambda lm=lm, tokens=tokens, generate=generate: assert_cached_decoding_matches_full(
+                lm, tokens, chunks=1, generate=generate
+            ),
+            lambda full=full, inputs=inputs: full(inputs),
+            max(3, repeats // 3),
+        )
+        figures[key] = t_check / t_full
+        figures[key.replace("_over_full_pass", "_ms")] = t_check * 1000
+    return figures
 
 
 def bench_scaling(repeats: int) -> list[dict[str, Any]]:
@@ -489,7 +555,7 @@ def print_side_by_side(results: dict[str, dict[str, Any]]) -> None:
     names = list(results)
     keys = list(dict.fromkeys(k for r in results.values() for k in r))
     print()
-    print(f"{'key':34} " + " ".join(f"{n:>16}" for n in names) + "  target")
+    print(f"{'key':38} " + " ".join(f"{n:>16}" for n in names) + "  target")
     for key in keys:
         cells = []
         for n in names:
@@ -502,7 +568,7 @@ def print_side_by_side(results: dict[str, dict[str, Any]]) -> None:
                 mark = " ok" if verdict(key, value).startswith("ok") else " MISS"
             cells.append(f"{value:11.2f}{mark:>5}")
         target = f"{TARGETS[key][0]} {TARGETS[key][1]}" if key in TARGETS else ""
-        print(f"{key:34} " + " ".join(cells) + f"  {target}")
+        print(f"{key:38} " + " ".join(cells) + f"  {target}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,12 +591,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-hypothesis", action="store_true", help="skip the @given run")
     parser.add_argument("--skip-scaling", action="store_true", help="skip the scaling table")
+    parser.add_argument(
+        "--skip-cached", action="store_true", help="skip the KerasHub cached-decoding figures"
+    )
     args = parser.parse_args(argv)
     if not args.single:
         backends = args.backends.split(",") if args.backends else installed_backends()
         passthrough = [f"--repeats={args.repeats}", f"--naive-steps={args.naive_steps}"]
         passthrough += ["--skip-hypothesis"] * args.skip_hypothesis
         passthrough += ["--skip-scaling"] * args.skip_scaling
+        passthrough += ["--skip-cached"] * args.skip_cached
         results = run_backends(backends, passthrough)
         print_side_by_side(results)
         if args.json:
@@ -556,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["seq2seq_assert_over_train_pass"] = bench_seq2seq(args.repeats)
     figures["resume_assert_over_uninterrupted_fit"] = bench_resume(args.repeats)
     figures.update(bench_windows(args.repeats) or {"windows_dataset_assert_s": None})
+    if not args.skip_cached:
+        figures.update(bench_cached(args.repeats) or {"cached_tiny_over_full_pass": None})
     if not args.skip_hypothesis:
         hyp = bench_hypothesis()
         figures["hypothesis_50_examples_s"] = hyp["wall_s"]
@@ -569,10 +641,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = [] if args.skip_scaling else bench_scaling(args.repeats)
 
     print()
-    print(f"{'key':34} {'value':>10}  verdict")
+    print(f"{'key':38} {'value':>10}  verdict")
     for key, value in figures.items():
         shown = "null" if value is None else f"{value:10.2f}"
-        print(f"{key:34} {shown:>10}  {verdict(key, value) if key in TARGETS else ''}")
+        print(f"{key:38} {shown:>10}  {verdict(key, value) if key in TARGETS else ''}")
     print()
     print(
         f"stateful assert (4 x 100, chunks=1): {stateful['assert_s'] * 1000:.1f} ms warm; "
