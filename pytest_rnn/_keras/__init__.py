@@ -33,6 +33,8 @@ from pytest_rnn._keras.calls import compiled as compiled
 from pytest_rnn._keras.datasets import dataset_arrays as dataset_arrays
 from pytest_rnn._keras.datasets import datasets_fitted as datasets_fitted
 from pytest_rnn._keras.datasets import is_dataset as is_dataset
+from pytest_rnn._keras.everystep import acts_per_step as acts_per_step
+from pytest_rnn._keras.everystep import reads_past_only as reads_past_only
 from pytest_rnn._keras.guards import keras_globals_kept as keras_globals_kept
 from pytest_rnn._keras.guards import seed_keras as seed_keras
 from pytest_rnn._keras.guards import set_name_counters as set_name_counters
@@ -78,16 +80,14 @@ from pytest_rnn._keras.states import callback_kind as callback_kind
 from pytest_rnn._keras.states import get_states as get_states
 from pytest_rnn._keras.states import reset_states as reset_states
 from pytest_rnn._keras.states import set_states as set_states
-from pytest_rnn._keras.suspects import suspects as suspects
 from pytest_rnn._keras.switches import DETERMINISM as DETERMINISM
 from pytest_rnn._keras.switches import determinism_guard as determinism_guard
 from pytest_rnn._keras.switches import precision_guard as precision_guard
 from pytest_rnn._keras.switches import seed_guard as seed_guard
 from pytest_rnn._keras.timing import Timing as Timing
-from pytest_rnn._keras.timing import acts_per_step as acts_per_step
 from pytest_rnn._keras.timing import causal_reason as causal_reason
-from pytest_rnn._keras.timing import reads_past_only as reads_past_only
 from pytest_rnn._keras.timing import stream_reason as stream_reason
+from pytest_rnn._keras.timing import suspects as suspects
 from pytest_rnn._keras.timing import time_stride as time_stride
 from pytest_rnn._keras.timing import timing as timing
 from pytest_rnn._keras.twins import cached_clone as cached_clone

@@ -3,9 +3,9 @@
 :func:`timing` is the one table of them: the only code that reads a layer's
 class and configuration to say which steps it reads. The renderers give the
 wording each family pins: :func:`stream_reason` for streaming,
-:func:`causal_reason` for causality. :func:`acts_per_step` and
-:func:`reads_past_only` answer the streaming family's every-step copy;
-:mod:`.suspects` walks a model for the layers a renderer names.
+:func:`causal_reason` for causality; :func:`suspects` walks a model for the
+layers a renderer names. The streaming family's every-step copy asks the
+table through :mod:`.everystep`.
 
 Today's three tables disagree in places (ARCHITECTURE 2.1b). A :class:`Timing`
 keeps each table's answer (``streams``, ``causal``, ``per_step``), so every
@@ -18,17 +18,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_rnn._core.text import plural
 from pytest_rnn._keras.layers import iter_layers, keras_module
 
 __all__ = [
+    "Suspect",
     "Timing",
-    "acts_per_step",
     "causal_reason",
-    "reads_past_only",
     "stream_reason",
+    "suspects",
     "time_stride",
     "timing",
 ]
@@ -104,6 +104,14 @@ class Timing:
     stock: bool = False
     stride: int = 1
     spatial: bool = False
+
+
+class Suspect(NamedTuple):
+    """A layer a renderer names: where it sits, the layer, and why."""
+
+    path: str
+    layer: Any
+    reason: str
 
 
 def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
@@ -302,8 +310,6 @@ def causal_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
     if t is None:
         return None
     if not t.causal:
-        from pytest_rnn._keras.suspects import suspects  # the walk imports this module
-
         if t.nested and (inner := suspects(layer, causal_reason)):
             return f"nested model containing {inner[0].path!r} ({inner[0].reason})"
         return None
@@ -341,25 +347,38 @@ def causal_reason(layer: Any, nodes: Sequence[Any] = ()) -> str | None:
 # --------------------------------------------------------------------------- every-step copy
 
 
-def acts_per_step(layer: Any) -> bool:
-    """Whether ``layer`` acts on each step alone, by the every-step table (``_PER_STEP``)."""
-    t = timing(layer)
-    return t is not None and t.per_step
+# --------------------------------------------------------------------------- walker
 
 
-def reads_past_only(layer: Any, *, last: bool) -> bool:
-    """Whether ``layer`` is a stateless, forward stock RNN whose every-step copy is its output.
+def suspects(model: Any, reason: Reason, *, wrapped: bool = False) -> list[Suspect]:
+    """Every layer of ``model`` that ``reason`` names, depth first; a named layer is not looked into.
+
+    The two families walk differently today, so each keeps its walk:
 
     Args:
-        layer: a top-level layer of a Sequential.
-        last: it is the model's last RNN, so it must return the last step only
-            (every earlier RNN must return every step).
+        model: a Keras model.
+        reason: a renderer, :func:`stream_reason` or :func:`causal_reason`;
+            it gets each layer with the nodes of its calls.
+        wrapped: ``False`` (the causality walk): the top-level layers and,
+            recursively, those of nested models (models themselves are not
+            asked, nor the layers inside wrappers: a TimeDistributed's inner
+            layer works within one step). ``True`` (the streaming walk): every
+            layer, nested models, wrappers, their inner layers and custom
+            layers' sublayers included.
     """
-    t = timing(layer)
-    return (
-        t is not None
-        and t.kind == "recurrent"
-        and t.stock
-        and not t.stateful
-        and t.sequences != last
-    )
+    keras = keras_module()
+    found: list[Suspect] = []
+    models = {""}  # paths whose children the causality walk visits
+    for path, layer in iter_layers(model):
+        if any(path.startswith(f"{s.path}/") for s in found):
+            continue
+        if not wrapped:
+            if path.rpartition("/")[0] not in models:
+                continue
+            if isinstance(layer, keras.Model):
+                models.add(path)
+                continue
+        why = reason(layer, getattr(layer, "_inbound_nodes", ()))
+        if why:
+            found.append(Suspect(path, layer, why))
+    return found

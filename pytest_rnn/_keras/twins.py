@@ -19,6 +19,7 @@ import numpy as np
 from pytest_rnn._core.validate import check_int
 from pytest_rnn._keras.backend import to_numpy
 from pytest_rnn._keras.calls import ModelCache
+from pytest_rnn._keras.everystep import acts_per_step, reads_past_only
 from pytest_rnn._keras.layers import (
     check_model,
     is_graph_model,
@@ -28,7 +29,6 @@ from pytest_rnn._keras.layerstate import NotCopied as _NotCopied
 from pytest_rnn._keras.layerstate import carry_states as _carry_states
 from pytest_rnn._keras.layerstate import named as _named
 from pytest_rnn._keras.layerstate import state_print as _state_print
-from pytest_rnn._keras.timing import acts_per_step, reads_past_only
 from pytest_rnn._random import kept
 
 __all__ = [
