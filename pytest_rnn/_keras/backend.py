@@ -47,6 +47,7 @@ __all__ = [
     "float64_scope",
     "input_gradients",
     "is_library_file",
+    "jax_values",
     "jax_variables",
     "name",
     "own_tf_function",
@@ -288,6 +289,13 @@ def jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
     return every, [v for v in every if not v.trainable]
 
 
+def jax_values(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """What a stateless JAX call of ``model`` takes: the trainable values, the written
+    ones, and the written variables (to assign the call's new values to)."""
+    every, mutable = jax_variables(model)
+    return [v.value for v in every if v.trainable], [v.value for v in mutable], mutable
+
+
 def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any], Any]:
     import jax
     import keras
@@ -308,12 +316,8 @@ def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any
     def call(inputs: Any) -> Any:
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = jax_variables(m)
-        out, new = fn(
-            [v.value for v in every if v.trainable],
-            [v.value for v in mutable],
-            map_structure(np.asarray, inputs),
-        )
+        values, written, mutable = jax_values(m)
+        out, new = fn(values, written, map_structure(np.asarray, inputs))
         for var, value in zip(mutable, new):
             var.assign(value)
         return map_structure(lambda t: np.asarray(t), out)

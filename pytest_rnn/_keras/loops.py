@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import as_list, flatten, map_structure
-from pytest_rnn._keras.backend import TRACES, jax_variables, name, own_tf_function
+from pytest_rnn._keras.backend import TRACES, jax_values, jax_variables, name, own_tf_function
 from pytest_rnn._keras.layers import reset_layer_states, state_variables, stateful_layers
 
 __all__ = ["graph_decoder", "graph_stream"]
@@ -173,15 +173,8 @@ def _jax_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) -> S
         tail = lengths[-1] if lengths[-1] < length else 0
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = jax_variables(m)
-        out, new = fn(
-            [v.value for v in every if v.trainable],
-            [v.value for v in mutable],
-            map_structure(np.asarray, xs),
-            n,
-            length,
-            tail,
-        )
+        values, written, mutable = jax_values(m)
+        out, new = fn(values, written, map_structure(np.asarray, xs), n, length, tail)
         for var, value in zip(mutable, new):
             var.assign(value)
         return [np.asarray(o) for o in out]
