@@ -46,6 +46,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "windows_dataset_assert_s": ("<=", 2),
     "hypothesis_shrink_s": ("<=", 20),
     "plugin_import_ms": ("<=", 100),
+    "failing_check_over_passing_check": ("<=", 3),
     "cached_tiny_over_full_pass": ("<=", 10),
     "cached_gpt2_128_over_full_pass": ("<=", 15),
     "cached_llama_128_over_full_pass": ("<=", 15),
@@ -184,6 +185,48 @@ def bench_stateful(repeats: int, naive_steps: int) -> dict[str, Any]:
         "naive_measured": f"1 sample x {naive_steps} steps, scaled to 4 x 100",
         "stateful_assert_over_full_pass": t_assert / t_full,
         "naive_loop_over_stateful_assert": t_naive / t_assert,
+    }
+
+
+def bench_failing(repeats: int) -> dict[str, float]:
+    """A failing stateful check (its whole report) against a passing one of the same size.
+
+    Conv1D(8, 3, padding='same') -> LSTM(32) -> Dense(1) fails streamed one step
+    at a time (the convolution reads a step ahead); LSTM(32) -> Dense(1) passes.
+    Batch 4, 1,000 steps, chunks=1, both warm.
+    """
+    import keras
+    import numpy as np
+
+    from pytest_rnn import RNNAssertionError
+    from pytest_rnn._stateful import assert_stateful_equals_batch
+
+    seed_everything()
+    failing = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(8, 3, padding="same"),
+            keras.layers.LSTM(32),
+            keras.layers.Dense(1),
+        ]
+    )
+    passing = last_step_model()
+    x = np.random.default_rng(5).normal(size=(4, 1000, 3)).astype("float32")
+
+    def fail() -> None:
+        try:
+            assert_stateful_equals_batch(failing, x, chunks=1)
+        except RNNAssertionError:
+            return
+        raise RuntimeError("the failing check passed")
+
+    t_fail, t_pass = side_by_side(
+        fail, lambda: assert_stateful_equals_batch(passing, x, chunks=1), repeats
+    )
+    return {
+        "failing_check_s": t_fail,
+        "passing_check_s": t_pass,
+        "failing_check_over_passing_check": t_fail / t_pass,
     }
 
 
@@ -622,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     stateful = bench_stateful(args.repeats, args.naive_steps)
     figures["stateful_assert_over_full_pass"] = stateful["stateful_assert_over_full_pass"]
     figures["naive_loop_over_stateful_assert"] = stateful["naive_loop_over_stateful_assert"]
+    failing = bench_failing(args.repeats)
+    figures["failing_check_over_passing_check"] = failing["failing_check_over_passing_check"]
     figures["causal_assert_over_full_pass"] = bench_causal(args.repeats)
     figures["seq2seq_assert_over_train_pass"] = bench_seq2seq(args.repeats)
     figures["resume_assert_over_uninterrupted_fit"] = bench_resume(args.repeats)
@@ -650,6 +695,11 @@ def main(argv: list[str] | None = None) -> int:
         f"stateful assert (4 x 100, chunks=1): {stateful['assert_s'] * 1000:.1f} ms warm; "
         f"full pass {stateful['full_pass_s'] * 1000:.2f} ms; predict() loop "
         f"{stateful['naive_s']:.2f} s ({stateful['naive_measured']})"
+    )
+    print(
+        f"failing stateful check (Conv1D 'same' -> LSTM(32), 4 x 1000, chunks=1): "
+        f"{failing['failing_check_s']:.2f} s warm; the passing one (LSTM(32)) "
+        f"{failing['passing_check_s']:.2f} s"
     )
     if not args.skip_hypothesis:
         print(

@@ -29,6 +29,7 @@ from pytest_rnn._keras.layerstate import NotCopied as _NotCopied
 from pytest_rnn._keras.layerstate import carry_states as _carry_states
 from pytest_rnn._keras.layerstate import named as _named
 from pytest_rnn._keras.layerstate import state_print as _state_print
+from pytest_rnn._keras.lookahead import lookahead_copy
 from pytest_rnn._random import kept
 
 __all__ = [
@@ -282,26 +283,30 @@ def sync_weights(source: Any, target: Any) -> None:
     _SYNCED[target] = now
 
 
-# model -> {"every_step": its every-step copy, or None where there is none}; weak keys.
+# model -> {"every_step": (its every-step copy or None, the copy its weights are synced to)}; weak keys.
 _EVERY_STEP = ModelCache()
 
 
 def every_step_copy(model: Any) -> Any:
-    """A stateless copy of a last-step Sequential whose last RNN returns every step, or ``None``.
+    """A stateless copy of a last-step Sequential giving at every step ``t - 1`` its output on ``x[:, :t]``, or ``None``.
 
-    Only where that copy's output at step ``t - 1`` is the model's output on
-    ``x[:, :t]``: every top-level layer is a forward, stateless RNN or acts
-    on each step alone (:func:`acts_per_step`, normalising the feature axis only), no
-    layer masks, and the last layer that changes the output's rank is that RNN.
-    Made once per model, its weights synced at every use.
+    Its output has a time axis: position ``t - 1`` is ``model(x[:, :t])``, for every
+    ``t`` in one call. Every layer after the last RNN acts on each step alone
+    (:func:`acts_per_step`, normalising the feature axis only) and that RNN is
+    a forward, stateless stock RNN returning its last step. Where every layer
+    before it is such an RNN or acts on each step alone, the copy is the model
+    with that RNN returning every step; where some read a bounded number of
+    neighbouring steps instead (a convolution, ``'same'`` or ``'causal'``), it is
+    a :func:`lookahead copy <pytest_rnn._keras.lookahead.lookahead_copy>`. No layer masks. Made once per
+    model, its weights synced at every use.
     """
     per_model = _EVERY_STEP.of(model)
     if "every_step" in per_model:
-        copy = per_model["every_step"]
+        copy, synced = per_model["every_step"]
         if copy is not None:
-            sync_weights(model, copy)  # the model may have been trained since
+            sync_weights(model, synced)  # the model may have been trained since
         return copy
-    copy = None
+    copy = synced = None
     keras = keras_module()
     if isinstance(model, keras.Sequential):
         layers = list(model.layers)
@@ -326,7 +331,22 @@ def every_step_copy(model: Any) -> Any:
                     copy = keras.models.clone_model(model, clone_function=clone_layer)
                 copy_weights(model, copy)
                 _carry_states(model, copy)
+                synced = copy
             except Exception:  # best effort: the prefix calls are always right
                 copy = None
-    per_model["every_step"] = copy
+        elif rnns:
+            try:
+                copy, synced = lookahead_copy(model, rnns[-1], _synced_clone) or (None, None)
+            except Exception:  # best effort: the prefix calls are always right
+                copy = synced = None
+    per_model["every_step"] = (copy, synced)
+    return copy
+
+
+def _synced_clone(model: Any) -> Any:
+    """A clone of ``model`` with its weights and the layer state that is not a weight."""
+    with kept():
+        copy = keras_module().models.clone_model(model)
+    copy_weights(model, copy)
+    _carry_states(model, copy)
     return copy

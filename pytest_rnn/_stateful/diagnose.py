@@ -1,8 +1,8 @@
 """Why a streamed run differs: the lines a failure report adds below the mismatch.
 
 :func:`_diagnose` names the first top-level layer whose streamed output
-differs (:func:`_first_differing_layer`, streamed through the engine's
-chunk-by-chunk run) or else the layers that cannot stream (:func:`_hazards`),
+differs (:func:`_first_differing_layer`, streamed as the check streams, in one
+compiled call per run where the backend allows) or else the layers that cannot stream (:func:`_hazards`),
 what is wrong with a user's own streaming copy (:func:`_user_copy_hints`), and
 whether a float64 re-run calls the difference rounding or logic
 (:func:`_float64_verdict`). :func:`_cannot_stream` is the report for a model
@@ -78,6 +78,11 @@ def _cannot_stream(
 
 #: Chunks after the one holding the first mismatch that the diagnosis still runs.
 DIAGNOSIS_CHUNKS = 4
+
+#: Chunks up to which the diagnosis of a cut case makes one compiled call per chunk (the
+#: layer probe) or per chunk end (the float64 reference): a handful of calls costs less
+#: than tracing a whole-stream loop or making and tracing a float64 every-step copy.
+FEW_ENDS = 8
 
 
 def _around_first(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> _Case:
@@ -232,8 +237,22 @@ def _float64_runs(case: _Case) -> tuple[list[np.ndarray], list[np.ndarray]]:
         streamer = K.cached_clone(model, "stateful", inputs.batch, "float64")
     x64 = inputs.map(lambda a: a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a)
     streamed = _stream(streamer, x64, schedule, sequence, setup.per_sample)
-    expected = _reference(reference, x64, schedule, sequence)
+    expected = _cut_reference(reference, x64, schedule, sequence)
     return streamed, expected
+
+
+def _cut_reference(
+    model: Any, inputs: Batch, schedule: ChunkSchedule, sequence: list[bool]
+) -> list[np.ndarray]:
+    """:func:`_reference` of a cut case, by prefix calls where it has at most :data:`FEW_ENDS` ends."""
+    if sequence != [False] or len(schedule.ends) > FEW_ENDS:
+        return _reference(model, inputs, schedule, sequence)  # every-step copy or prefix calls
+    # One chunk gets no every-step copy: the model on that prefix, (batch, 1, ...).
+    runs = [
+        _reference(model, inputs.steps_slice(0, end), ChunkSchedule((end,)), sequence)[0]
+        for end in schedule.ends
+    ]
+    return [np.concatenate(runs, axis=1)]
 
 
 def _float64_drift(
@@ -285,21 +304,23 @@ def _first_differing_layer(
     if len(ref_layers) != len(stream_layers):
         return None
     try:
-        ref_probe = K.layer_outputs_model(ref, ref_layers)
-        stream_probe = K.layer_outputs_model(stream, stream_layers)
+        ref_probe = _probe(ref, ref_layers)
+        stream_probe = _probe(stream, stream_layers)
         # Compiled, as the check's own calls: eager calls cost 0.5 s each on JAX.
         full = _flat_outputs(K.compiled(ref_probe, inputs.tree, fixed_batch=False)(inputs.tree))
-        streaming = K.compiled(
-            stream_probe, inputs.samples(slice(0, 1)).tree if setup.per_sample else inputs.tree,
-            fixed_batch=True,
-        )  # fmt: skip
-        pieces = chunk_pieces(
-            lambda chunk: _flat_outputs(streaming(chunk.tree)),
-            lambda: K.reset_states(stream),
-            inputs,
-            schedule,
-            per_sample=setup.per_sample,
-        )
+        pieces = _streamed_pieces(setup, stream_probe, inputs, schedule)
+        if pieces is None:  # chunk by chunk, one compiled call each
+            streaming = K.compiled(
+                stream_probe, inputs.samples(slice(0, 1)).tree if setup.per_sample else inputs.tree,
+                fixed_batch=True,
+            )  # fmt: skip
+            pieces = chunk_pieces(
+                lambda chunk: _flat_outputs(streaming(chunk.tree)),
+                lambda: K.reset_states(stream),
+                inputs,
+                schedule,
+                per_sample=setup.per_sample,
+            )
     except Exception:  # diagnosis is best effort: shared layers, nested outputs...
         return None
     for n, layer in enumerate(ref_layers):
@@ -325,6 +346,51 @@ def _first_differing_layer(
                 why = "stateful=False in the streaming copy: its state starts from zeros at every chunk"
             return f"'{path}' ({K.describe_layer(layer)}{': ' + why if why else ''})"
     return None
+
+
+# model -> {the ids of its top-level layers: a model from its inputs to each one's output}; weak keys.
+_PROBES = K.ModelCache()
+
+
+def _probe(model: Any, layers: list[Any]) -> Any:
+    """``K.layer_outputs_model(model, layers)``, made once per model and layers: traced once."""
+    per_model = _PROBES.of(model)
+    key = tuple(id(layer) for layer in layers)
+    if key not in per_model:
+        per_model.clear()  # layers added since: the old probe is not this model's
+        per_model[key] = K.layer_outputs_model(model, layers)
+    return per_model[key]
+
+
+def _streamed_pieces(
+    setup: _Setup, stream_probe: Any, inputs: Batch, schedule: ChunkSchedule
+) -> list[list[np.ndarray]] | None:
+    """Every layer's streamed output on every chunk, from the check's compiled stream
+    (:func:`_stream`: one call per run where the backend has an in-graph loop), or
+    ``None`` where that run cannot say what each chunk gave, or the cut case has at
+    most :data:`FEW_ENDS` chunks: then one compiled call per chunk."""
+    if len(schedule.lengths) <= FEW_ENDS:
+        return None  # a handful of compiled calls costs less than tracing a whole-stream loop
+    shapes = [tuple(t.shape) for t in stream_probe.outputs]
+    if any(len(shape) == 2 and shape[1] is None for shape in shapes):
+        return None  # a (batch, time) output: neither joined along time nor stacked
+    flags = [len(shape) >= 3 and shape[1] is None for shape in shapes]
+    try:
+        runs = _stream(stream_probe, inputs, schedule, flags, setup.per_sample)
+    except Exception:  # a last-step output whose shape changes from chunk to chunk...
+        return None
+    bounds = list(schedule.bounds())
+    pieces = []
+    for run, joined in zip(runs, flags):
+        if not joined:  # stacked: axis 1 is the chunk
+            pieces.append([run[:, c] for c in range(len(bounds))])
+        elif run.shape[1] == inputs.steps:  # one step out per step in
+            pieces.append([run[:, start:end] for start, end in bounds])
+        elif len(bounds) == 1:
+            pieces.append([run])
+        else:
+            return None
+    return pieces
 
 
 def _flat_outputs(out: Any) -> list[np.ndarray]:

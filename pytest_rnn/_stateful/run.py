@@ -135,9 +135,9 @@ def _reference(
     if sequence == [False] and len(schedule.ends) > 1:
         every_step = K.every_step_copy(model)
         if every_step is not None:
-            # The last RNN's output at step t-1 of the whole sequence is its last
-            # output on x[:, :t] (it reads the past only, and so do the layers
-            # before it); the layers after it act on each step alone.
+            # Its output at step t-1 is the model's on x[:, :t], for every t in one
+            # call (K.every_step_copy says when: the last RNN returning every step,
+            # or a lookahead copy where the layers before it read a few steps ahead).
             call = K.compiled(every_step, inputs.tree, fixed_batch=False)
             (steps,) = _flat(call(inputs.tree))
             return [steps[:, schedule.last_steps]]
