@@ -11,6 +11,18 @@ from collections.abc import Iterator
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# JAX compiles every jitted function, and every eager op, per model and shape; models
+# of one architecture compile to the same programs. One compilation cache for the
+# session, its xdist workers and its pytester subprocesses (set before JAX is imported,
+# inherited by the workers) cut the JAX leg from 263 s to 172 s on 2 cores.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache", "jax"
+    ),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import numpy as np
 import pytest
