@@ -39,8 +39,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "stateful_assert_over_full_pass": ("<=", 10),
     "naive_loop_over_stateful_assert": (">=", 30),
     "hypothesis_50_examples_s": ("<=", 60),
-    "causal_assert_over_full_pass": ("<=", 40),
-    "seq2seq_assert_over_train_pass": ("<=", 10),
+    "causal_assert_over_full_pass": ("<=", 20),
+    "seq2seq_assert_over_train_pass": ("<=", 5),
     # two trainings plus a save and load: about 2x is the floor
     "resume_assert_over_uninterrupted_fit": ("<=", 2.5),
     "windows_dataset_assert_s": ("<=", 2),
@@ -51,6 +51,17 @@ TARGETS: dict[str, tuple[str, float]] = {
     "cached_gpt2_128_over_full_pass": ("<=", 15),
     "cached_llama_128_over_full_pass": ("<=", 15),
 }
+
+# Where one backend's target is stricter: TensorFlow's stream is one in-graph loop, and
+# the floor of reference + stream + independence pass is about 3 full passes.
+BACKEND_TARGETS: dict[str, dict[str, tuple[str, float]]] = {
+    "tensorflow": {"stateful_assert_over_full_pass": ("<=", 5)},
+}
+
+
+def target(key: str, backend: str | None = None) -> tuple[str, float]:
+    """The target of ``key`` on ``backend`` (``None``: the one most backends have)."""
+    return BACKEND_TARGETS.get(backend or "", {}).get(key, TARGETS[key])
 
 
 def side_by_side(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[float, float]:
@@ -381,7 +392,10 @@ def bench_windows(repeats: int) -> dict[str, float] | None:
     except Exception as error:
         print(f"windows: not available ({type(error).__name__}: {error})")
         return None
-    return {"windows_dataset_assert_s": t_assert, "windows_dataset_assert_over_call": t_assert / t_call}
+    return {
+        "windows_dataset_assert_s": t_assert,
+        "windows_dataset_assert_over_call": t_assert / t_call,
+    }
 
 
 def bench_resume(repeats: int) -> float | None:
@@ -556,12 +570,21 @@ def bench_import(runs: int = 7) -> float:
 # --------------------------------------------------------------------------- report
 
 
-def verdict(key: str, value: float | None) -> str:
+def verdict(key: str, value: float | None, backend: str | None = None) -> str:
     if value is None:
         return "n/a"
-    op, target = TARGETS[key]
-    ok = value <= target if op == "<=" else value >= target
-    return f"{'ok' if ok else 'MISS'} (target {op} {target})"
+    op, goal = target(key, backend)
+    ok = value <= goal if op == "<=" else value >= goal
+    return f"{'ok' if ok else 'MISS'} (target {op} {goal})"
+
+
+def target_text(key: str) -> str:
+    """The target column: the common target, then any backend's own."""
+    op, goal = TARGETS[key]
+    own = [
+        f"{b} {o} {g}" for b, t in BACKEND_TARGETS.items() for k, (o, g) in t.items() if k == key
+    ]
+    return f"{op} {goal}" + (f" ({', '.join(own)})" if own else "")
 
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -608,10 +631,10 @@ def print_side_by_side(results: dict[str, dict[str, Any]]) -> None:
                 continue
             mark = ""
             if key in TARGETS:
-                mark = " ok" if verdict(key, value).startswith("ok") else " MISS"
+                mark = " ok" if verdict(key, value, n).startswith("ok") else " MISS"
             cells.append(f"{value:11.2f}{mark:>5}")
-        target = f"{TARGETS[key][0]} {TARGETS[key][1]}" if key in TARGETS else ""
-        print(f"{key:38} " + " ".join(cells) + f"  {target}")
+        goal = target_text(key) if key in TARGETS else ""
+        print(f"{key:38} " + " ".join(cells) + f"  {goal}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -689,7 +712,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'key':38} {'value':>10}  verdict")
     for key, value in figures.items():
         shown = "null" if value is None else f"{value:10.2f}"
-        print(f"{key:38} {shown:>10}  {verdict(key, value) if key in TARGETS else ''}")
+        judged = verdict(key, value, os.environ["KERAS_BACKEND"]) if key in TARGETS else ""
+        print(f"{key:38} {shown:>10}  {judged}")
     print()
     print(
         f"stateful assert (4 x 100, chunks=1): {stateful['assert_s'] * 1000:.1f} ms warm; "
