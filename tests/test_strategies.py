@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import subprocess
 import sys
 import time
@@ -288,6 +289,22 @@ def test_chunkings_reach_uneven_all_ones_and_whole_schedules() -> None:
 def test_chunkings_shrink_to_two_chunks_for_a_hand_over_bug() -> None:
     assert find(chunkings(8), lambda c: len(c) > 1, settings=FIND) == [1, 7]
     assert find(chunkings(8, min_chunks=3), lambda c: True, settings=FIND) == [1, 1, 6]
+
+
+def _hands_over_at(chunks: list[int], *steps: int) -> bool:
+    return set(steps) <= set(itertools.accumulate(chunks))
+
+
+@pytest.mark.parametrize(
+    ("steps", "at", "shrunk"),
+    [(12, (7,), [7, 5]), (20, (13,), [13, 7]), (8, (3,), [3, 5]), (12, (7, 9), [7, 2, 3])],
+)
+def test_chunkings_shrink_to_the_hand_overs_a_bug_needs(
+    steps: int, at: tuple[int, ...], shrunk: list[int]
+) -> None:
+    # Ends are drawn as positions: shrinking away an earlier chunk keeps the
+    # later hand-overs in place (drawn as lengths, (12, 7) shrank to [1, 1, 1, 4, 5]).
+    assert find(chunkings(steps), lambda c: _hands_over_at(c, *at), settings=FIND) == shrunk
 
 
 @PROPERTY

@@ -7,6 +7,8 @@ schedule that shrinks towards the fewest, earliest-short chunks.
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -43,8 +45,10 @@ def chunkings(
 
     Schedules shrink towards the fewest chunks, then towards the earlier chunks
     being shortest. A streaming bug that needs one state hand-over therefore
-    shrinks to a two-chunk schedule such as ``[1, steps - 1]``. That tells you more
-    than an all-ones schedule would. ``[steps]`` needs no hand-over, so it is
+    shrinks to a two-chunk schedule such as ``[1, steps - 1]``, and one that needs
+    a hand-over at step 7 to ``[7, steps - 7]`` (each end is drawn as a position,
+    so shrinking away an earlier chunk keeps the later hand-overs in place). That
+    tells you more than an all-ones schedule would. ``[steps]`` needs no hand-over, so it is
     the minimum only for tests that fail without streaming.
 
     Args:
@@ -110,14 +114,16 @@ def _chunkings(
     fewest, most = counts
     largest = steps if max_chunk is None else min(max_chunk, steps)
     count = draw(st.integers(fewest, most))
-    chunks: list[int] = []
-    remaining = steps
+    # Each chunk's end is drawn as a position, not a length: shrinking away an
+    # earlier chunk then leaves the later hand-overs where they were, so a bug
+    # that needs a hand-over at step 7 shrinks to [7, steps - 7], not to
+    # [1, 1, 1, 4, steps - 7].
+    ends = [0]
     for left_after in range(count - 1, 0, -1):
         # Keep the rest splittable: left_after chunks must fit in what this one leaves.
-        low = max(min_chunk, remaining - left_after * largest)
-        high = min(largest, remaining - left_after * min_chunk)
-        chunk = draw(st.integers(low, high))
-        chunks.append(chunk)
-        remaining -= chunk
-    chunks.append(remaining)
-    return chunks
+        start = ends[-1]
+        low = max(start + min_chunk, steps - left_after * largest)
+        high = min(start + largest, steps - left_after * min_chunk)
+        ends.append(draw(st.integers(low, high)))
+    ends.append(steps)
+    return [b - a for a, b in itertools.pairwise(ends)]
