@@ -100,15 +100,20 @@ def lookahead_copy(
     future = sum(r[0] for r in reaches if r is not None)
     past = sum(r[1] for r in reaches if r is not None)
     ahead = max(future, 1)
+    key = _architecture(model)
+    if _AGREED.get(key) is False:  # known to disagree: no clone to throw away
+        return None
     clone = synced_clone(model)
     with kept():
         copy = _lookahead_class()(clone, rnn_at, ahead, ahead + past)
-    if not _agrees(clone, copy, ahead + past):
-        return None
-    return copy, clone
+    if key not in _AGREED:
+        _AGREED[key] = _agrees_on_random(clone, copy, ahead + past)
+    return (copy, clone) if _AGREED[key] else None
 
 
-# architecture (:func:`_architecture`) -> whether its lookahead copy agreed with prefix calls.
+# architecture (:func:`_architecture`) -> whether its lookahead copy agreed with prefix
+# calls: many models of one architecture (every test building its own, a float64 copy for
+# the re-run) are checked on the first only.
 _AGREED: dict[str, bool] = {}
 
 
@@ -121,18 +126,6 @@ def _architecture(model: Any) -> str:
 
     layers = [(type(lyr).__module__, type(lyr).__qualname__, config(lyr)) for lyr in model.layers]
     return json.dumps([list(model.inputs[0].shape[2:]), layers], sort_keys=True, default=repr)
-
-
-def _agrees(model: Any, copy: Any, window: int) -> bool:
-    """Whether ``copy`` gives ``model``'s prefix outputs, checked once per architecture.
-
-    Many models of one architecture (every test building its own, a float64
-    copy for the re-run) are checked on the first only.
-    """
-    key = _architecture(model)
-    if key not in _AGREED:
-        _AGREED[key] = _agrees_on_random(model, copy, window)
-    return _AGREED[key]
 
 
 def _agrees_on_random(model: Any, copy: Any, window: int) -> bool:
