@@ -228,7 +228,8 @@ class DroppedAfterPrefill(M.GPT2CausalLM):
 
     def call_with_cache(self, token_ids: Any, cache: Any, cache_update_index: Any) -> Any:
         logits, hidden, new = super().call_with_cache(token_ids, cache, cache_update_index)
-        return logits, hidden, cache if cache_update_index == 0 else new
+        # keras.ops.where, not Python's `if`: the check's compiled decode loop can hold it
+        return logits, hidden, keras.ops.where(cache_update_index == 0, cache, new)
 
 
 class IndexZero(M.GPT2CausalLM):
