@@ -342,6 +342,127 @@ def test_a_whole_stream_runs_in_one_compiled_loop_on_tensorflow_and_jax() -> Non
         np.testing.assert_allclose(uneven[0], full, rtol=1e-5, atol=1e-6)
 
 
+_UNROLLED_FRONTS = {
+    "lstm-gru-rnn": lambda: [
+        keras.layers.LSTM(5, return_sequences=True),
+        keras.layers.GRU(4, return_sequences=True),
+        keras.layers.SimpleRNN(3, return_sequences=True),
+    ],
+    "masked-lstm": lambda: [keras.layers.Masking(0.0), keras.layers.LSTM(4, return_sequences=True)],
+    "stacked-cells": lambda: [
+        keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.LSTMCell(2)], return_sequences=True)
+    ],
+    "last-step": lambda: [keras.layers.LSTM(4)],
+}
+
+
+@pytest.mark.tensorflow_only("the unrolled one-step loop is TensorFlow's")
+@pytest.mark.parametrize("front", list(_UNROLLED_FRONTS.values()), ids=list(_UNROLLED_FRONTS))
+def test_one_step_chunks_stream_through_unrolled_layers_bit_for_bit(front: Any) -> None:
+    from pytest_rnn._keras import loops
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((None, 3)), *front(), keras.layers.Dense(2)])
+    twin = K.stateful_twin(model, batch_size=2)
+    x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype("float32")
+    x[1, 6:] = 0.0  # padding, for the masked model
+    flags = [len(model.outputs[0].shape) == 3]
+    rolled = K.graph_stream(twin, x, flags)
+    unrolled = K.graph_stream(twin, x, flags, unroll=True)
+    assert rolled is not None and unrolled is not None
+    one = np.arange(9, dtype=np.int32)
+    traces = K.TRACES.count
+    fast = unrolled(x, one, one + 1)
+    assert K.TRACES.count == traces + 1
+    np.testing.assert_array_equal(fast[0], rolled(x, one, one + 1)[0])
+    # The layers are unrolled only while the loop is traced.
+    assert not any(layer.unroll for _, layer in K.stateful_layers(twin))
+    # One trace for every sequence length; other schedules run the rolled loop.
+    shorter = x[:, :4]
+    np.testing.assert_array_equal(
+        unrolled(shorter, one[:4], one[:4] + 1)[0], rolled(shorter, one[:4], one[:4] + 1)[0]
+    )
+    pairs = np.array([0, 2, 4, 6, 8], np.int32), np.array([2, 4, 6, 8, 9], np.int32)
+    np.testing.assert_array_equal(unrolled(x, *pairs)[0], rolled(x, *pairs)[0])
+    # Warm, neither loop traces again, so nothing is unrolled again.
+    traces = K.TRACES.count
+    seen = []
+    real = loops._unrolled
+
+    def spy(m: Any) -> Any:
+        seen.append(m)
+        return real(m)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loops, "_unrolled", spy)
+        unrolled(x, one, one + 1)
+        unrolled(x, *pairs)
+    assert K.TRACES.count == traces and seen == []
+
+
+class _RefusesToUnroll(keras.layers.GRU):
+    """A custom RNN layer that cannot run unrolled."""
+
+    def call(
+        self, sequences: Any, initial_state: Any = None, mask: Any = None, training: bool = False
+    ) -> Any:
+        if self.unroll:
+            raise NotImplementedError("this layer has no unrolled form")
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
+
+@pytest.mark.tensorflow_only("the unrolled one-step loop is TensorFlow's")
+def test_a_layer_that_cannot_unroll_streams_through_the_rolled_loop() -> None:
+    model = keras.Sequential(
+        [keras.Input((None, 3)), _RefusesToUnroll(4, return_sequences=True), keras.layers.Dense(2)]
+    )
+    twin = K.stateful_twin(model, batch_size=2)
+    x = np.random.default_rng(2).normal(size=(2, 6, 3)).astype("float32")
+    loop = K.graph_stream(twin, x, [True], unroll=True)
+    assert loop is not None
+    one = np.arange(6, dtype=np.int32)
+    for _ in range(2):  # the failed unrolled trace is not tried again
+        out = loop(x, one, one + 1)
+        np.testing.assert_allclose(out[0], K.compiled(model, x, fixed_batch=False)(x), atol=1e-6)
+    assert not twin.layers[0].unroll
+
+
+@pytest.mark.tensorflow_only("the unrolled one-step loop is TensorFlow's")
+@pytest.mark.parametrize("yours", [False, True], ids=["pytest-rnn's twin", "your stateful_model"])
+def test_only_pytest_rnns_own_twins_are_unrolled(
+    monkeypatch: pytest.MonkeyPatch, yours: bool
+) -> None:
+    from pytest_rnn._keras import loops
+
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.LSTM(4, name="lstm"), keras.layers.Dense(1)]
+    )
+    copy = keras.Sequential(
+        [
+            keras.Input(batch_shape=(2, None, 3)),
+            keras.layers.LSTM(4, stateful=True, name="lstm"),
+            keras.layers.Dense(1),
+        ]
+    )
+    copy.set_weights(model.get_weights())
+    unrolled: list[Any] = []
+    real = loops._unrolled
+
+    def spy(m: Any) -> Any:
+        unrolled.extend(layer for _, layer in K.stateful_layers(m))
+        return real(m)
+
+    monkeypatch.setattr(loops, "_unrolled", spy)
+    x = np.random.default_rng(1).normal(size=(2, 12, 3)).astype("float32")
+    pytest_rnn.assert_stateful_equals_batch(model, x, stateful_model=copy if yours else None)
+    if yours:
+        assert unrolled == []
+    else:
+        assert unrolled and all(layer.stateful and not layer.unroll for layer in unrolled)
+    assert not copy.layers[0].unroll
+
+
 @pytest.fixture(scope="module")
 def lstm() -> keras.Model:
     return keras.Sequential(

@@ -517,10 +517,13 @@ def test_twin_follows_weights_trained_after_the_first_call(x: np.ndarray) -> Non
 )
 def test_new_chunk_lengths_do_not_retrace(x: np.ndarray) -> None:
     model = seq_model(name="traces")
+    # Two loops per twin: one-step chunks (its RNN layers unrolled) and every other schedule.
     assert_stateful_equals_batch(model, x, chunks=1)
+    assert_stateful_equals_batch(model, x, chunks=2)
     before = K.TRACES.count
-    for chunks in (2, 3, [1, 7, 1], 9):
+    for chunks in (3, [1, 7, 1], 9, 1):
         assert_stateful_equals_batch(model, x, chunks=chunks)
+    assert_stateful_equals_batch(model, x[:, :5], chunks=1)
     assert K.TRACES.count == before
 
 

@@ -171,7 +171,9 @@ def _check(
     """Run every comparison; the failure report and its picture, or ``None`` when all hold."""
     sequence = _sequence_flags(setup.reference, inputs)
     try:
-        streamed = _stream(setup.streamer, inputs, schedule, sequence, setup.per_sample)
+        streamed = _stream(
+            setup.streamer, inputs, schedule, sequence, setup.per_sample, ours=not setup.user_stream
+        )
     except Exception as error:  # Keras may refuse to feed such a model chunk by chunk
         report = _cannot_stream(model, error, inputs, schedule)
         if report is None:
@@ -241,7 +243,10 @@ def _independence_run(case: _Case, kept: np.ndarray) -> list[np.ndarray] | None:
     if setup.per_sample or inputs.batch <= 1:
         return None
     changed = inputs.map(lambda a: np.where(_expand(kept, a.ndim), a, _changed_samples(a)))
-    return _stream(setup.streamer, changed, case.schedule, case.sequence, per_sample=False)
+    return _stream(
+        setup.streamer, changed, case.schedule, case.sequence, per_sample=False,
+        ours=not setup.user_stream,
+    )  # fmt: skip
 
 
 def _repeat_finding(
@@ -255,7 +260,10 @@ def _repeat_finding(
     if other is not None and all(_same(o[kept], s[kept]) for o, s in zip(other, streamed)):
         return None
     setup = case.setup
-    repeat = _stream(setup.streamer, case.inputs, case.schedule, case.sequence, setup.per_sample)
+    repeat = _stream(
+        setup.streamer, case.inputs, case.schedule, case.sequence, setup.per_sample,
+        ours=not setup.user_stream,
+    )  # fmt: skip
     differ = [n for n, (a, b) in enumerate(zip(repeat, streamed)) if not _same(a, b)]
     if not differ:
         return None

@@ -236,7 +236,7 @@ def _float64_runs(case: _Case) -> tuple[list[np.ndarray], list[np.ndarray]]:
     else:
         streamer = K.cached_clone(model, "stateful", inputs.batch, "float64")
     x64 = inputs.map(lambda a: a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a)
-    streamed = _stream(streamer, x64, schedule, sequence, setup.per_sample)
+    streamed = _stream(streamer, x64, schedule, sequence, setup.per_sample, ours=True)
     expected = _cut_reference(reference, x64, schedule, sequence)
     return streamed, expected
 
@@ -267,7 +267,9 @@ def _float64_drift(
     """
     setup, inputs, schedule, sequence = case.setup, case.inputs, case.schedule, case.sequence
     runs32 = (
-        _stream(setup.streamer, inputs, schedule, sequence, setup.per_sample),
+        _stream(
+            setup.streamer, inputs, schedule, sequence, setup.per_sample, ours=not setup.user_stream
+        ),
         _reference(setup.reference, inputs, schedule, sequence),
     )
     for what, run64, ran in (
@@ -376,7 +378,10 @@ def _streamed_pieces(
         return None  # a (batch, time) output: neither joined along time nor stacked
     flags = [len(shape) >= 3 and shape[1] is None for shape in shapes]
     try:
-        runs = _stream(stream_probe, inputs, schedule, flags, setup.per_sample)
+        # over the streamer's own layers: the user's, where the streamer is theirs
+        runs = _stream(
+            stream_probe, inputs, schedule, flags, setup.per_sample, ours=not setup.user_stream
+        )
     except Exception:  # a last-step output whose shape changes from chunk to chunk...
         return None
     bounds = list(schedule.bounds())

@@ -52,16 +52,24 @@ def _flat(out: Any) -> list[np.ndarray]:
 
 
 def _stream(
-    twin: Any, inputs: Batch, schedule: ChunkSchedule, sequence: list[bool], per_sample: bool
+    twin: Any,
+    inputs: Batch,
+    schedule: ChunkSchedule,
+    sequence: list[bool],
+    per_sample: bool,
+    *,
+    ours: bool,
 ) -> list[np.ndarray]:
     """Reset ``twin`` and feed it ``inputs`` chunk by chunk (one sample at a time if ``per_sample``).
 
     Where the backend allows, every chunk of a group is fed in one compiled call
     (an in-graph loop over the chunks); otherwise one compiled call per chunk.
+    ``ours``: pytest-rnn built ``twin`` (not the user's model, nor a probe over
+    its layers), so its in-graph loop may unroll it (:func:`K.graph_stream`).
     """
 
     def whole(part: Batch) -> list[np.ndarray] | None:
-        run = _graph_stream(twin, part.tree, sequence)
+        run = _graph_stream(twin, part.tree, sequence, ours)
         if run is None:
             return None
         try:
@@ -94,7 +102,7 @@ _GRAPH_STREAMS = K.ModelCache()
 
 
 def _graph_stream(
-    twin: Any, x: Any, sequence: list[bool]
+    twin: Any, x: Any, sequence: list[bool], ours: bool
 ) -> Callable[[Any, ChunkSchedule], list[np.ndarray] | None] | None:
     """A compiled whole streamed run: ``(x, schedule) -> flat outputs``, or ``None``.
 
@@ -114,7 +122,7 @@ def _graph_stream(
     if K.fixed_steps(twin) is not None or K.needs_static_time(twin):
         per_twin[key] = None
         return None
-    loop = K.graph_stream(twin, x, sequence)
+    loop = K.graph_stream(twin, x, sequence, unroll=ours)
     if loop is None:
         per_twin[key] = None
         return None
