@@ -372,8 +372,17 @@ def test_one_step_chunks_stream_through_unrolled_layers_bit_for_bit(front: Any) 
     assert rolled is not None and unrolled is not None
     one = np.arange(9, dtype=np.int32)
     traces = K.TRACES.count
-    fast = unrolled(x, one, one + 1)
-    assert K.TRACES.count == traces + 1
+    seen: list[Any] = []
+    real = loops._unrolled
+
+    def spy(m: Any) -> Any:
+        seen.append(m)
+        return real(m)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loops, "_unrolled", spy)
+        fast = unrolled(x, one, one + 1)
+    assert K.TRACES.count == traces + 1 and seen == [twin]
     np.testing.assert_array_equal(fast[0], rolled(x, one, one + 1)[0])
     # The layers are unrolled only while the loop is traced.
     assert not any(layer.unroll for _, layer in K.stateful_layers(twin))
@@ -386,13 +395,7 @@ def test_one_step_chunks_stream_through_unrolled_layers_bit_for_bit(front: Any) 
     np.testing.assert_array_equal(unrolled(x, *pairs)[0], rolled(x, *pairs)[0])
     # Warm, neither loop traces again, so nothing is unrolled again.
     traces = K.TRACES.count
-    seen = []
-    real = loops._unrolled
-
-    def spy(m: Any) -> Any:
-        seen.append(m)
-        return real(m)
-
+    seen.clear()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loops, "_unrolled", spy)
         unrolled(x, one, one + 1)
