@@ -11,6 +11,7 @@ the one the prefix calls and the chunk-by-chunk probe give.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -157,7 +158,21 @@ def test_the_report_is_the_one_prefix_calls_give(
     monkeypatch.setattr(diagnose, "FEW_ENDS", default)
     monkeypatch.setattr(K, "every_step_copy", lambda model: None)
     monkeypatch.setattr(diagnose, "_streamed_pieces", lambda *args: None)
-    assert _report(model, x, chunks) == fast
+    _assert_same_report(_report(model, x, chunks), fast)
+
+
+_DECIMAL = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?")
+
+
+def _assert_same_report(slow: str, fast: str) -> None:
+    """The same words, steps and samples; the decimals as printed, up to their last digit.
+
+    The two references are computed by different programs, so a value printed to four
+    digits may round the other way (JAX once printed 0.05937 for 0.05938).
+    """
+    assert _DECIMAL.sub("#", slow) == _DECIMAL.sub("#", fast)
+    for a, b in zip(_DECIMAL.findall(slow), _DECIMAL.findall(fast)):
+        assert float(a) == pytest.approx(float(b), rel=1e-3, abs=1e-12), (a, b)
 
 
 _FRONTS = {
