@@ -140,10 +140,9 @@ def test_the_report_still_names_the_first_step_and_the_conv() -> None:
 @pytest.mark.parametrize(
     ("chunks", "few"),
     [
-        pytest.param(chunks, few, id=f"{chunks}-{name}", marks=marks)
+        pytest.param(chunks, few, id=f"{chunks}-{name}")
         for name, few in (("few-ends", diagnose.FEW_ENDS), ("no-few-ends", 0))
         for chunks in (1, 3)
-        for marks in [[pytest.mark.backends] if (chunks, few) == (3, 0) else []]
     ],
 )
 def test_the_report_is_the_one_prefix_calls_give(
@@ -168,9 +167,10 @@ def _assert_same_report(slow: str, fast: str) -> None:
     """The same words, steps and samples; the decimals as printed, up to their last digit.
 
     The two references are computed by different programs, so a value printed to four
-    digits may round the other way (JAX once printed 0.05937 for 0.05938).
+    digits may round the other way (JAX printed 0.05937 for 0.05938, and 0.24 for
+    0.2401, which also moves the table's columns).
     """
-    assert _DECIMAL.sub("#", slow) == _DECIMAL.sub("#", fast)
+    assert " ".join(_DECIMAL.sub("#", slow).split()) == " ".join(_DECIMAL.sub("#", fast).split())
     for a, b in zip(_DECIMAL.findall(slow), _DECIMAL.findall(fast)):
         assert float(a) == pytest.approx(float(b), rel=1e-3, abs=1e-12), (a, b)
 
