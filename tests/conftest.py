@@ -1,7 +1,8 @@
 """Shared test set-up: the TensorFlow backend, quiet logs, small seeded inputs.
 
 ``KERAS_BACKEND=jax pytest -m backends`` runs the backend-marked subset on
-JAX (or torch); tests marked ``tensorflow_only`` skip there with their reason.
+JAX (or torch); tests marked ``tensorflow_only`` skip there with their reason,
+and tests marked ``torch_only`` skip on the other two.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ KERAS_LIMITS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip ``tensorflow_only`` tests and Keras's known limits on the other backends, saying why."""
+    """Skip ``tensorflow_only`` and ``torch_only`` tests and Keras's known limits elsewhere, saying why."""
+    for item in items:
+        mark = item.get_closest_marker("torch_only")
+        if mark is not None and BACKEND != "torch":
+            why = mark.args[0] if mark.args else "torch-only behaviour"
+            item.add_marker(pytest.mark.skip(reason=f"{why} (KERAS_BACKEND={BACKEND})"))
     if BACKEND == "tensorflow":
         return
     for item in items:

@@ -47,10 +47,10 @@ __all__ = [
     "float64_scope",
     "input_gradients",
     "is_library_file",
-    "jax_values",
-    "jax_variables",
     "name",
     "own_tf_function",
+    "stateless_values",
+    "stateless_variables",
     "to_numpy",
 ]
 
@@ -270,7 +270,7 @@ def _tf_call(
     return call
 
 
-def jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
+def stateless_variables(model: Any) -> tuple[list[Any], list[Any]]:
     """Every variable a call reads, and those it may write (non-trainable ones, RNN states).
 
     Keras does not track stateful RNN states as the model's variables, so
@@ -289,10 +289,10 @@ def jax_variables(model: Any) -> tuple[list[Any], list[Any]]:
     return every, [v for v in every if not v.trainable]
 
 
-def jax_values(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
-    """What a stateless JAX call of ``model`` takes: the trainable values, the written
-    ones, and the written variables (to assign the call's new values to)."""
-    every, mutable = jax_variables(model)
+def stateless_values(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """What a stateless call of ``model`` (JAX, torch traces) takes: the trainable values,
+    the written ones, and the written variables (to assign the call's new values to)."""
+    every, mutable = stateless_variables(model)
     return [v.value for v in every if v.trainable], [v.value for v in mutable], mutable
 
 
@@ -304,7 +304,7 @@ def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any
         count()
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = jax_variables(m)
+        every, mutable = stateless_variables(m)
         mapping = list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
         with keras.StatelessScope(state_mapping=mapping) as scope:
             out = m(inputs, training=False)
@@ -316,7 +316,7 @@ def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any
     def call(inputs: Any) -> Any:
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        values, written, mutable = jax_values(m)
+        values, written, mutable = stateless_values(m)
         out, new = fn(values, written, map_structure(np.asarray, inputs))
         for var, value in zip(mutable, new):
             var.assign(value)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_rnn._keras import traced
 from pytest_rnn._keras.backend import to_numpy
 from pytest_rnn._keras.everystep import acts_per_step, reads_past_only
 from pytest_rnn._keras.layers import keras_module, needs_static_time
@@ -189,6 +190,8 @@ def _lookahead_class() -> Any:
             self.sizes = emitter.sizes
             self.states_rnn = keras.layers.RNN(emitter, return_sequences=True)
             self.ahead, self.window = ahead, window
+            # What a trace of one prefix end reads (torch), if Keras's own layers only.
+            self.traced_reads = list(clone.variables) if traced.keras_layers_only(clone) else None
             self.built = True
 
         def _front(self, h: Any) -> Any:
@@ -204,6 +207,31 @@ def _lookahead_class() -> Any:
                 for reset in ("reset_dropout_mask", "reset_recurrent_dropout_mask"):
                     getattr(self.rnn.cell, reset, lambda: None)()
 
+        def _states(self, h: Any) -> Any:
+            """The RNN's states after every step of ``h``, joined: ``(batch, steps, sum of sizes)``."""
+            if self.traced_reads is None or keras.backend.backend() != "torch":
+                return self.states_rnn(h, training=False)
+            # torch: the loop of the RNN around the emitter, its steps replays of one trace.
+            cuts = [int(c) for c in np.cumsum(self.sizes)[:-1]]
+
+            def step(carry: Any, at: Any) -> tuple[Any, Any]:
+                start = ops.split(carry, cuts, axis=-1) if cuts else [carry]
+                _, new = self.rnn.cell(at, start, training=False)
+                joined = ops.concatenate(list(new) if isinstance(new, (list, tuple)) else [new], -1)
+                return joined, joined
+
+            start = self.rnn.cell.get_initial_state(batch_size=ops.shape(h)[0])
+            start = ops.concatenate(
+                list(start) if isinstance(start, (list, tuple)) else [start], -1
+            )
+            _, states = traced.scan(
+                step,
+                ops.cast(start, h.dtype),
+                ops.transpose(h, (1, 0, 2)),
+                variables=self.traced_reads,
+            )
+            return ops.transpose(states, (1, 0, 2))
+
         def _every_end(self, x: Any) -> Any:
             ahead, window = self.ahead, self.window
             batch, steps = ops.shape(x)[0], ops.shape(x)[1]
@@ -211,7 +239,7 @@ def _lookahead_class() -> Any:
             # The RNN's states after every step of the whole sequence; the prefix
             # x[:, :t] reaches the state after step t - 1 - ahead unchanged (zeros
             # before the first step).
-            states = self.states_rnn(self._front(x), training=False)
+            states = self._states(self._front(x))
             starts = ops.pad(states, [[0, 0], [ahead, 0], [0, 0]])[:, :steps]
             # The steps x[:, t - window : t] for every t (x padded with zeros in front:
             # the first window - 1 are replaced by the prefixes themselves below).
@@ -250,10 +278,11 @@ def _lookahead_class() -> Any:
                 return y, y
 
             spec = self.clone.outputs[0]
-            _, ends = ops.scan(
+            _, ends = traced.scan(  # torch: replays of one trace, not a thousand eager calls
                 end,
                 ops.zeros((batch, *tuple(spec.shape)[1:]), dtype=spec.dtype),
                 ops.transpose(per_end, (1, 0, 2)),
+                variables=self.traced_reads,
             )
             y = ops.transpose(ends, (1, 0, *range(2, len(ends.shape))))
             if window == 1:

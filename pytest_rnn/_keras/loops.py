@@ -2,7 +2,8 @@
 
 :func:`graph_stream` is a ``tf.while_loop`` over the chunks on TensorFlow and
 one ``jax.jit`` around a ``lax.scan`` over equal chunks on JAX (the states
-carried as values); :func:`graph_decoder` is TensorFlow only. Each returns
+carried as values), replays of a trace per chunk shape on torch (pytest-rnn's
+own twins); :func:`graph_decoder` is TensorFlow only. Each returns
 ``None`` where the backend has no such loop (its callers loop over compiled
 per-chunk or per-step calls). Every trace is reported to the ``count``
 callback, the adapter's :data:`~pytest_rnn._keras.backend.TRACES` by default.
@@ -18,8 +19,15 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import as_list, flatten, map_structure
-from pytest_rnn._keras.backend import TRACES, jax_values, jax_variables, name, own_tf_function
+from pytest_rnn._keras.backend import (
+    TRACES,
+    name,
+    own_tf_function,
+    stateless_values,
+    stateless_variables,
+)
 from pytest_rnn._keras.layers import reset_layer_states, state_variables, stateful_layers
+from pytest_rnn._keras.traced import traced_stream
 
 __all__ = ["graph_decoder", "graph_stream"]
 
@@ -36,6 +44,7 @@ def graph_stream(
     *,
     count: Callable[[], None] = TRACES.add,
     unroll: bool = False,
+    trace: bool = False,
 ) -> StreamLoop | None:
     """A whole streamed run in one compiled call: ``(x, starts, ends) -> flat outputs``.
 
@@ -51,11 +60,15 @@ def graph_stream(
     an RNN layer's own loop over a one-step chunk costs more than the step
     (100 one-step chunks of an LSTM(32): 9-12 ms rolled, 7-8 ms unrolled, the
     same outputs bit for bit). Not on a GPU, where the rolled layers run the
-    cuDNN kernels the reference runs. JAX: see :func:`_jax_stream`. ``None``
-    on torch.
+    cuDNN kernels the reference runs. JAX: see :func:`_jax_stream`. torch,
+    with ``trace`` (for twins pytest-rnn built, as ``unroll``): each chunk one
+    replay of a TorchScript trace (:func:`~pytest_rnn._keras.traced.traced_stream`);
+    otherwise ``None``.
     """
     if name() == "jax":
         return _jax_stream(twin, sequence, count)
+    if name() == "torch":
+        return traced_stream(twin, sequence, count) if trace else None
     if name() != "tensorflow":
         return None
     import tensorflow as tf
@@ -200,7 +213,7 @@ def _jax_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) -> S
         count()
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = jax_variables(m)
+        every, mutable = stateless_variables(m)
         trainable = [v for v in every if v.trainable]
         states = {id(s) for _, lyr in stateful_layers(m) for s in state_variables(lyr) or []}
         carry0 = [jnp.zeros_like(w) if id(v) in states else w for v, w in zip(mutable, written)]
@@ -240,7 +253,7 @@ def _jax_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) -> S
         n, length, tail = equal
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        values, written, mutable = jax_values(m)
+        values, written, mutable = stateless_values(m)
         out, new = fn(values, written, map_structure(np.asarray, xs), n, length, tail)
         for var, value in zip(mutable, new):
             var.assign(value)

@@ -108,10 +108,12 @@ def _graph_stream(
 
     Where the backend has a compiled loop (:func:`K.graph_stream`), one call
     per run instead of one per chunk: TensorFlow one trace per twin, JAX one
-    per schedule of equal chunks (the run returns ``None`` for uneven ones).
-    ``None`` (feed chunk by chunk) on torch, for models holding
-    ``TimeDistributed`` (Keras maps it over the batch when the time axis is
-    unknown in a graph) and for models whose inputs take a fixed number of steps.
+    per schedule of equal chunks (the run returns ``None`` for uneven ones),
+    torch one trace per chunk shape that the schedule repeats, for ``ours``
+    twins made of Keras's own layers. ``None`` (feed chunk by chunk) otherwise
+    on torch, for models holding ``TimeDistributed`` (Keras maps it over the
+    batch when the time axis is unknown in a graph) and for models whose inputs
+    take a fixed number of steps.
     """
     if not K.is_graph_model(twin):
         return None
@@ -122,7 +124,7 @@ def _graph_stream(
     if K.fixed_steps(twin) is not None or K.needs_static_time(twin):
         per_twin[key] = None
         return None
-    loop = K.graph_stream(twin, x, sequence, unroll=ours)
+    loop = K.graph_stream(twin, x, sequence, unroll=ours, trace=ours)
     if loop is None:
         per_twin[key] = None
         return None

@@ -1,0 +1,223 @@
+"""torch: streamed runs and scans through TorchScript traces of one step.
+
+Keras on torch runs every call eagerly, and most of a one-step chunk's cost is
+Keras's Python around the step (about 0.6 ms for an LSTM(32), against 0.03
+ms traced). :func:`traced_stream` feeds a schedule through a trace of the
+twin's stateless call ``(weights, carried variables, chunk) -> (outputs,
+carried variables)``, made once per chunk shape and then replayed; the states
+are carried as values between chunks, from zero, and written back after the
+run. :func:`scan` does the same for ``keras.ops.scan`` (the lookahead copy's
+loops over a thousand steps).
+
+A trace replays the operations of the call it recorded, so it is the model
+only where the call has no Python branch on values. Traces are made only of
+Keras's own layers and cells (a user's class may branch on anything, or keep
+Python state), and a trace is kept only after it agrees bit for bit with the
+eager call on a second step, its states no longer the first's, on every one
+of :data:`CHECKED_REPLAYS` replays; otherwise the steps run eagerly. Chunk
+lengths that a schedule repeats fewer than :data:`REPEATS` times run eagerly
+through the same stateless call, so every chunk computes the same operations
+either way.
+"""
+
+from __future__ import annotations
+
+import collections
+import warnings
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pytest_rnn._core.tree import flatten, map_structure
+from pytest_rnn._keras.backend import stateless_values, stateless_variables
+from pytest_rnn._keras.layers import state_variables, stateful_layers
+
+__all__ = [
+    "CHECKED_REPLAYS",
+    "REPEATS",
+    "TRACES_PER_TWIN",
+    "keras_layers_only",
+    "scan",
+    "traced_stream",
+]
+
+#: A chunk length is traced once a schedule holds it this many times (a trace
+#: costs about 30 eager calls).
+REPEATS = 8
+
+#: At most this many chunk shapes are traced per twin; others run eagerly.
+TRACES_PER_TWIN = 4
+
+#: A trace is checked on this many replays: TorchScript's executor profiles the first
+#: and runs an optimized graph from the second on (``torch._C._jit_get_num_profiled_runs``).
+CHECKED_REPLAYS = 3
+
+#: ``(x, starts, ends) -> flat outputs``, as :func:`~pytest_rnn._keras.loops.graph_stream`.
+StreamLoop = Callable[[Any, np.ndarray, np.ndarray], list[np.ndarray]]
+
+
+def keras_layers_only(model: Any) -> bool:
+    """Whether ``model`` and every layer and cell in it is a class of Keras's own."""
+    try:
+        layers = list(model._flatten_layers(include_self=True, recursive=True))
+    except (AttributeError, TypeError):
+        return False
+    return all(type(layer).__module__.split(".")[0] == "keras" for layer in layers)
+
+
+def traced_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) -> StreamLoop | None:
+    """The whole streamed run of ``twin``, each chunk one replay of a trace (or one eager call).
+
+    ``None`` where a trace could not be trusted (a layer or cell not of Keras,
+    or no ``torch.jit.trace``). Outputs as
+    :func:`~pytest_rnn._keras.loops.graph_stream` returns them: sequence
+    outputs joined along time, last-step outputs as ``(batch, chunks, ...)``.
+    """
+    import torch
+
+    if not keras_layers_only(twin) or not hasattr(torch.jit, "trace"):
+        return None
+    import keras
+
+    ref = weakref.ref(twin)
+    flags = list(sequence)
+    # chunk shapes -> the trace, or None where it could not be made or did not agree.
+    traces: dict[tuple[tuple[int, ...], ...], Any] = {}
+    pending: dict[tuple[tuple[int, ...], ...], Any] = {}  # traced, not yet checked
+
+    def call(values: tuple[Any, ...], written: tuple[Any, ...], chunk: Any) -> Any:
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = stateless_variables(m)
+        trainable = [v for v in every if v.trainable]
+        mapping = list(zip(trainable, values)) + list(zip(mutable, written))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            out = tuple(leaf for _, leaf in flatten(m(chunk, training=False)))
+            new = tuple(scope.get_current_value(v) for v in mutable)
+        return out, new
+
+    def trace(args: tuple[Any, ...]) -> Any:
+        count()
+        try:
+            with warnings.catch_warnings():  # its deprecation and shape-reading notes
+                warnings.simplefilter("ignore")
+                return torch.jit.trace(call, args, check_trace=False)
+        except Exception:  # not traceable: eager
+            return None
+
+    def chunk_call(shapes: Any, repeated: bool, args: tuple[Any, ...]) -> Any:
+        if shapes in traces:
+            fn = traces[shapes]
+            return call(*args) if fn is None else fn(*args)
+        if shapes in pending:  # the second chunk of this shape: kept if it agrees
+            fn = pending.pop(shapes)
+            eager, same = _checked(call, fn, args)
+            traces[shapes] = fn if same else None
+            return eager
+        if repeated and len(traces) + len(pending) < TRACES_PER_TWIN:
+            fn = trace(args)
+            if fn is None:
+                traces[shapes] = None
+            else:
+                pending[shapes] = fn
+        return call(*args)
+
+    def run(xs: Any, starts: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        values, written, mutable = stateless_values(m)
+        states = {id(s) for _, lyr in stateful_layers(m) for s in state_variables(lyr) or []}
+        carry = tuple(
+            torch.zeros_like(w) if id(v) in states else w for v, w in zip(mutable, written)
+        )
+        starts, ends = np.asarray(starts), np.asarray(ends)
+        lengths = collections.Counter((ends - starts).tolist())
+        tensors = map_structure(torch.as_tensor, xs)
+        outs: list[tuple[Any, ...]] = []
+        with torch.no_grad():
+            for a, b in zip(starts.tolist(), ends.tolist()):
+                chunk = _steps(tensors, a, b)
+                shapes = tuple(tuple(leaf.shape) for _, leaf in flatten(chunk))
+                repeated = lengths[b - a] >= REPEATS
+                out, carry = chunk_call(shapes, repeated, (tuple(values), carry, chunk))
+                outs.append(out)
+            joined = [
+                torch.cat(parts, dim=1) if seq else torch.stack(parts, dim=1)
+                for parts, seq in zip(zip(*outs), flags)
+            ]
+        for var, value in zip(mutable, carry):
+            var.assign(value)
+        return [t.detach().cpu().numpy() for t in joined]
+
+    return run
+
+
+def _checked(eager: Callable[..., Any], replay: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """``(eager(*args), agrees)``: whether every replay of the trace on ``args`` gives it bit for bit."""
+    import torch
+
+    result = eager(*args)
+    want = [leaf for _, leaf in flatten(result)]
+    for _ in range(CHECKED_REPLAYS):
+        got = [leaf for _, leaf in flatten(replay(*args))]
+        if len(got) != len(want) or not all(torch.equal(a, b) for a, b in zip(got, want)):
+            return result, False
+    return result, True
+
+
+def _steps(xs: Any, a: int, b: int) -> Any:
+    """Steps ``a`` to ``b - 1`` of every input."""
+    return map_structure(lambda t: t[:, a:b], xs)
+
+
+def scan(
+    fn: Callable[[Any, Any], tuple[Any, Any]],
+    init: Any,
+    xs: Any,
+    *,
+    variables: list[Any] | None,
+) -> Any:
+    """``keras.ops.scan(fn, init, xs)``; on torch, given ``variables``, its steps replay a trace.
+
+    ``fn(carry, x) -> (carry, y)`` over the leading axis of the tensor ``xs``,
+    the carry a tensor or a tuple of them; ``variables`` are every variable
+    ``fn`` reads (they go into the trace as its inputs, and ``fn`` must write
+    none), or ``None`` where ``fn`` may call anything but Keras's own layers and
+    operations (see the module's notes). On torch Keras's scan is a Python
+    loop of eager calls; here ``fn`` is traced on the first step and the trace
+    kept only where it gives the eager call's result bit for bit on the second,
+    the carry no longer ``init``; then every later step is a replay. Fewer
+    than :data:`REPEATS` steps, other backends, or a trace that fails or
+    disagrees: Keras's scan, or the eager calls from there on.
+    """
+    import keras
+
+    if variables is None or keras.backend.backend() != "torch" or xs.shape[0] < REPEATS:
+        return keras.ops.scan(fn, init, xs)
+    import torch
+
+    steps = int(xs.shape[0])
+
+    def pure(values: tuple[Any, ...], carry: Any, x: Any) -> tuple[Any, Any]:
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(carry, x)
+
+    values = tuple(v.value for v in variables)
+    with torch.no_grad():
+        try:
+            with warnings.catch_warnings():  # its deprecation and shape-reading notes
+                warnings.simplefilter("ignore")
+                replay = torch.jit.trace(pure, (values, init, xs[0]), check_trace=False)
+        except Exception:  # not traceable: eager
+            return keras.ops.scan(fn, init, xs)
+        carry, first = fn(init, xs[0])
+        ys = [first]
+        eager, agrees = _checked(lambda *a: fn(*a[1:]), replay, (values, carry, xs[1]))
+        carry = eager[0]
+        ys.append(eager[1])
+        for i in range(2, steps):
+            carry, y = replay(values, carry, xs[i]) if agrees else fn(carry, xs[i])
+            ys.append(y)
+        return carry, torch.stack(ys)

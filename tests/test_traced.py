@@ -1,0 +1,335 @@
+"""torch: streamed runs through TorchScript traces of one chunk call (``_keras/traced.py``).
+
+Run on the torch leg (``KERAS_BACKEND=torch pytest -m backends``); skipped,
+with the reason, on the other backends.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+import pytest_rnn
+from pytest_rnn import _keras as K
+
+pytestmark = [pytest.mark.backends, pytest.mark.torch_only("TorchScript traces are torch's")]
+
+_FRONTS = {
+    "lstm-gru-rnn": lambda: [
+        keras.layers.LSTM(5, return_sequences=True),
+        keras.layers.GRU(4, return_sequences=True),
+        keras.layers.SimpleRNN(3, return_sequences=True),
+    ],
+    "masked-lstm": lambda: [keras.layers.Masking(0.0), keras.layers.LSTM(4, return_sequences=True)],
+    "stacked-cells": lambda: [
+        keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.LSTMCell(2)], return_sequences=True)
+    ],
+    "conv-same-lstm": lambda: [
+        keras.layers.Conv1D(3, 3, padding="same"),
+        keras.layers.LSTM(4, return_sequences=True),
+    ],
+    "last-step": lambda: [keras.layers.LSTM(4)],
+}
+
+#: 24 steps: one-step chunks (traced); nine of them (traced) among chunks of 2 and 3 (eager,
+#: too rare to trace); one chunk (eager).
+_SCHEDULES = {"chunks of 1": [1] * 24, "mixed": [1, 2] * 6 + [1, 1, 1, 3], "one chunk": [24]}
+
+
+def _model(front: Any, seed: int = 3) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((None, 3)), *front(), keras.layers.Dense(2)])
+
+
+def _inputs(steps: int = 24) -> np.ndarray:
+    x = np.random.default_rng(0).normal(size=(2, steps, 3)).astype("float32")
+    x[1, steps - 5 :] = 0.0  # padding, for the masked model
+    return x
+
+
+def _bounds(lengths: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    ends = np.cumsum(lengths).astype(np.int32)
+    return np.concatenate([[0], ends[:-1]]).astype(np.int32), ends
+
+
+def _chunk_by_chunk(twin: Any, x: np.ndarray, lengths: list[int], sequence: bool) -> Any:
+    """The eager stream: one Keras call per chunk, from reset states."""
+    K.reset_states(twin)
+    starts, ends = _bounds(lengths)
+    outs = [K.eager_call(twin, x[:, a:b]) for a, b in zip(starts, ends)]
+    return np.concatenate(outs, axis=1) if sequence else np.stack(outs, axis=1)
+
+
+@pytest.mark.parametrize("lengths", list(_SCHEDULES.values()), ids=list(_SCHEDULES))
+@pytest.mark.parametrize("front", list(_FRONTS.values()), ids=list(_FRONTS))
+def test_a_traced_stream_is_the_eager_stream_bit_for_bit(front: Any, lengths: list[int]) -> None:
+    model = _model(front)
+    twin = K.stateful_twin(model, batch_size=2)
+    x = _inputs()
+    sequence = len(model.outputs[0].shape) == 3
+    loop = K.graph_stream(twin, x, [sequence], trace=True)
+    assert loop is not None
+    traces = K.TRACES.count
+    out = loop(x, *_bounds(lengths))[0]
+    last = K.get_states(twin)
+    # One trace per chunk length the schedule repeats (a single chunk: none).
+    assert K.TRACES.count - traces == len({n for n in lengths if lengths.count(n) >= 8})
+    expected = _chunk_by_chunk(twin, x, lengths, sequence)
+    np.testing.assert_array_equal(out, expected)
+    # The twin holds the last states, as after the eager run.
+    for name, states in K.get_states(twin).items():
+        for got, want in zip(last[name], states):
+            np.testing.assert_array_equal(got, want)
+    # Warm, the traces are replayed: the same outputs, nothing traced again.
+    traces = K.TRACES.count
+    np.testing.assert_array_equal(loop(x, *_bounds(lengths))[0], expected)
+    assert K.TRACES.count == traces
+
+
+@keras.saving.register_keras_serializable(package="test_traced")
+class _OwnLSTM(keras.layers.LSTM):
+    """A user's layer class: it may branch on values, which a trace would freeze."""
+
+
+@keras.saving.register_keras_serializable(package="test_traced")
+class _OwnCell(keras.layers.GRUCell):
+    """A user's cell class inside Keras's own RNN layer."""
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        lambda: [_OwnLSTM(4, return_sequences=True)],
+        lambda: [keras.layers.RNN(_OwnCell(4), return_sequences=True)],
+    ],
+    ids=["own layer", "own cell"],
+)
+def test_a_model_with_a_class_of_the_users_is_never_traced(front: Any) -> None:
+    model = _model(front)
+    twin = K.stateful_twin(model, batch_size=2)
+    assert K.graph_stream(twin, _inputs(), [True], trace=True) is None
+    # And the check still streams it, chunk by chunk.
+    pytest_rnn.assert_stateful_equals_batch(model, _inputs(), chunks=1)
+
+
+def test_a_trace_that_disagrees_with_the_eager_call_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trace is kept only once it agrees on a second chunk, whose states are not zero."""
+    import torch
+
+    real = torch.jit.trace
+    made: list[Any] = []
+
+    def frozen(fn: Any, args: Any, **kwargs: Any) -> Any:
+        traced = real(fn, args, **kwargs)
+        first = traced(*args)  # a "trace" that always gives the first chunk's answer
+
+        def replay(*_: Any) -> Any:
+            return first
+
+        made.append(replay)
+        return replay
+
+    monkeypatch.setattr(torch.jit, "trace", frozen)
+    model = _model(_FRONTS["lstm-gru-rnn"])
+    twin = K.stateful_twin(model, batch_size=2)
+    x = _inputs()
+    loop = K.graph_stream(twin, x, [True], trace=True)
+    assert loop is not None
+    lengths = [1] * 24
+    out = loop(x, *_bounds(lengths))[0]
+    assert len(made) == 1
+    np.testing.assert_array_equal(out, _chunk_by_chunk(twin, x, lengths, True))
+    # Not tried again: eager from now on.
+    np.testing.assert_array_equal(loop(x, *_bounds(lengths))[0], out)
+    assert len(made) == 1
+
+
+def test_a_call_that_cannot_be_traced_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    calls: list[int] = []
+
+    def refuses(*_: Any, **__: Any) -> Any:
+        calls.append(1)
+        raise RuntimeError("not traceable")
+
+    monkeypatch.setattr(torch.jit, "trace", refuses)
+    model = _model(_FRONTS["last-step"])
+    twin = K.stateful_twin(model, batch_size=2)
+    x = _inputs()
+    loop = K.graph_stream(twin, x, [False], trace=True)
+    assert loop is not None
+    lengths = [1] * 24
+    for _ in range(2):
+        np.testing.assert_array_equal(
+            loop(x, *_bounds(lengths))[0], _chunk_by_chunk(twin, x, lengths, False)
+        )
+    assert calls == [1]
+
+
+def test_traces_per_twin_are_bounded_and_rare_lengths_run_eagerly() -> None:
+    from pytest_rnn._keras import traced
+
+    model = _model(_FRONTS["last-step"])
+    twin = K.stateful_twin(model, batch_size=2)
+    x = _inputs(steps=120)
+    loop = K.graph_stream(twin, x, [False], trace=True)
+    assert loop is not None
+    traces = K.TRACES.count
+    rare = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]  # each once
+    loop(x, *_bounds(rare))
+    assert K.TRACES.count == traces
+    for n in (1, 2, 3, 4, 5, 6):  # 6 lengths, each repeated enough
+        lengths = [n] * (120 // n)
+        np.testing.assert_array_equal(
+            loop(x, *_bounds(lengths))[0], _chunk_by_chunk(twin, x, lengths, False)
+        )
+    assert K.TRACES.count - traces == traced.TRACES_PER_TWIN
+
+
+def test_the_check_traces_its_own_twin_never_a_users_stateful_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_rnn._keras import loops
+
+    traced_models: list[Any] = []
+    real = loops.traced_stream
+
+    def spy(twin: Any, *args: Any) -> Any:
+        traced_models.append(twin)
+        return real(twin, *args)
+
+    monkeypatch.setattr(loops, "traced_stream", spy)
+    model = _model(_FRONTS["last-step"], seed=5)
+    copy = keras.Sequential(
+        [
+            keras.Input(batch_shape=(2, None, 3)),
+            keras.layers.LSTM(4, stateful=True),
+            keras.layers.Dense(2),
+        ]
+    )
+    copy.set_weights(model.get_weights())
+    x = _inputs()
+    pytest_rnn.assert_stateful_equals_batch(model, x, stateful_model=copy)
+    assert traced_models == []
+    pytest_rnn.assert_stateful_equals_batch(model, x)
+    assert len(traced_models) == 1 and traced_models[0] is not copy
+
+
+def test_a_streaming_bug_is_still_caught_and_no_warning_reaches_the_user() -> None:
+    """Conv1D padding='same' reads a step ahead: the traced stream differs from the full pass."""
+    front = [
+        keras.layers.Conv1D(3, 3, padding="same", name="conv"),
+        keras.layers.LSTM(4, return_sequences=True),
+    ]
+    model = _model(lambda: front, seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.jit.trace's deprecation note among them
+        with pytest.raises(pytest_rnn.RNNAssertionError) as caught:
+            pytest_rnn.assert_stateful_equals_batch(model, _inputs(), chunks=1)
+    message = str(caught.value)
+    assert "Streamed output differs from the full-sequence output." in message
+    assert "first layer that differs: 'conv' (Conv1D(3, k=3, padding='same'): Conv1D " in message
+
+
+def _scan_case() -> tuple[Any, Any, Any, list[Any]]:
+    """An LSTM cell stepped over 12 steps: ``(fn, init, xs, variables)``."""
+    import torch
+
+    keras.utils.set_random_seed(7)
+    cell = keras.layers.LSTMCell(4)
+    cell.build((2, 3))
+    dense = keras.layers.Dense(2)
+    dense.build((2, 4))
+
+    def fn(carry: Any, x: Any) -> Any:
+        h, c = carry
+        y, (h, c) = cell(x, [h, c], training=False)
+        return (h, c), dense(y)
+
+    init = (torch.zeros(2, 4), torch.zeros(2, 4))
+    xs = torch.as_tensor(np.random.default_rng(1).normal(size=(12, 2, 3)).astype("float32"))
+    return fn, init, xs, [*cell.variables, *dense.variables]
+
+
+def test_a_traced_scan_is_keras_scan_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from pytest_rnn._keras import traced
+
+    fn, init, xs, variables = _scan_case()
+    with torch.no_grad():
+        (h, c), ys = keras.ops.scan(fn, init, xs)
+    real, traces, calls = torch.jit.trace, [], []
+
+    def spy(f: Any, args: Any, **kwargs: Any) -> Any:
+        traces.append(1)
+        return real(f, args, **kwargs)
+
+    def counted(carry: Any, x: Any) -> Any:
+        calls.append(1)
+        return fn(carry, x)
+
+    monkeypatch.setattr(torch.jit, "trace", spy)
+    (h2, c2), ys2 = traced.scan(counted, init, xs, variables=variables)
+    for a, b in [(h, h2), (c, c2), (ys, ys2)]:
+        assert torch.equal(a, b)
+    # Traced once; eager on the first two steps and while tracing, replays after.
+    assert traces == [1] and len(calls) == 3
+    # Without the variables (a step that may call a user's code): Keras's scan.
+    traces.clear()
+    calls.clear()
+    with torch.no_grad():
+        (_, _), ys3 = traced.scan(counted, init, xs, variables=None)
+    assert torch.equal(ys3, ys) and traces == [] and len(calls) == 12
+
+
+def test_a_traced_scan_that_disagrees_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from pytest_rnn._keras import traced
+
+    fn, init, xs, variables = _scan_case()
+    with torch.no_grad():
+        _, ys = keras.ops.scan(fn, init, xs)
+    real = torch.jit.trace
+
+    def frozen(f: Any, args: Any, **kwargs: Any) -> Any:
+        first = real(f, args, **kwargs)(*args)
+        return lambda *_: first  # the first step's answer, whatever it is given
+
+    monkeypatch.setattr(torch.jit, "trace", frozen)
+    _, ys2 = traced.scan(fn, init, xs, variables=variables)
+    assert torch.equal(ys, ys2)
+
+
+def test_the_failing_path_reference_replays_traces_and_agrees_with_prefix_calls() -> None:
+    """The every-prefix reference of a Conv1D 'same' -> LSTM model: one trace per loop."""
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(4, 3, padding="same"),
+            keras.layers.LSTM(4),
+            keras.layers.Dense(1),
+        ]
+    )
+    copy = K.every_step_copy(model)
+    assert copy is not None
+    x = _inputs(steps=20)
+    traces = []
+    import torch
+
+    real = torch.jit.trace
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.jit, "trace", lambda *a, **k: traces.append(1) or real(*a, **k))
+        got = K.compiled(copy, x, fixed_batch=False)(x)
+    assert len(traces) == 2  # the states loop and the prefix ends
+    call = K.compiled(model, x, fixed_batch=False)
+    want = np.stack([call(x[:, :t]) for t in range(1, 21)], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
