@@ -12,6 +12,8 @@
   functions (correct and off by one).
 - :func:`global_state_snapshot`: what a user owns process-wide, compared with
   :func:`changed`.
+- :data:`STREAM_FRONTS`: RNN fronts a compiled stream must run as the eager one
+  does (unrolled on TensorFlow, traced on torch).
 
 Test files import it as ``from models import ...``: ``tests/`` has no
 ``__init__.py``, so pytest's default "prepend" import mode puts ``tests/`` on
@@ -563,3 +565,19 @@ def assert_ran_on_workers(result: Any) -> None:
     import re
 
     assert re.search(r"^\[gw[01]\] ", result.stdout.str(), re.M), result.stdout.str()
+
+
+#: RNN fronts (layers between the input and a Dense head) that compiled streams are
+#: checked on: three cell kinds, a mask, stacked cells, a last-step output.
+STREAM_FRONTS: dict[str, Callable[[], list[Any]]] = {
+    "lstm-gru-rnn": lambda: [
+        keras.layers.LSTM(5, return_sequences=True),
+        keras.layers.GRU(4, return_sequences=True),
+        keras.layers.SimpleRNN(3, return_sequences=True),
+    ],
+    "masked-lstm": lambda: [keras.layers.Masking(0.0), keras.layers.LSTM(4, return_sequences=True)],
+    "stacked-cells": lambda: [
+        keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.LSTMCell(2)], return_sequences=True)
+    ],
+    "last-step": lambda: [keras.layers.LSTM(4)],
+}

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from models import STREAM_FRONTS
 
 import pytest_rnn
 from pytest_rnn import _keras as K
@@ -342,22 +343,8 @@ def test_a_whole_stream_runs_in_one_compiled_loop_on_tensorflow_and_jax() -> Non
         np.testing.assert_allclose(uneven[0], full, rtol=1e-5, atol=1e-6)
 
 
-_UNROLLED_FRONTS = {
-    "lstm-gru-rnn": lambda: [
-        keras.layers.LSTM(5, return_sequences=True),
-        keras.layers.GRU(4, return_sequences=True),
-        keras.layers.SimpleRNN(3, return_sequences=True),
-    ],
-    "masked-lstm": lambda: [keras.layers.Masking(0.0), keras.layers.LSTM(4, return_sequences=True)],
-    "stacked-cells": lambda: [
-        keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.LSTMCell(2)], return_sequences=True)
-    ],
-    "last-step": lambda: [keras.layers.LSTM(4)],
-}
-
-
 @pytest.mark.tensorflow_only("the unrolled one-step loop is TensorFlow's")
-@pytest.mark.parametrize("front", list(_UNROLLED_FRONTS.values()), ids=list(_UNROLLED_FRONTS))
+@pytest.mark.parametrize("front", list(STREAM_FRONTS.values()), ids=list(STREAM_FRONTS))
 def test_one_step_chunks_stream_through_unrolled_layers_bit_for_bit(front: Any) -> None:
     from pytest_rnn._keras import loops
 

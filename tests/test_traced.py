@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from models import STREAM_FRONTS
 
 import pytest_rnn
 from pytest_rnn import _keras as K
@@ -19,20 +20,11 @@ from pytest_rnn import _keras as K
 pytestmark = [pytest.mark.backends, pytest.mark.torch_only("TorchScript traces are torch's")]
 
 _FRONTS = {
-    "lstm-gru-rnn": lambda: [
-        keras.layers.LSTM(5, return_sequences=True),
-        keras.layers.GRU(4, return_sequences=True),
-        keras.layers.SimpleRNN(3, return_sequences=True),
-    ],
-    "masked-lstm": lambda: [keras.layers.Masking(0.0), keras.layers.LSTM(4, return_sequences=True)],
-    "stacked-cells": lambda: [
-        keras.layers.RNN([keras.layers.GRUCell(3), keras.layers.LSTMCell(2)], return_sequences=True)
-    ],
+    **STREAM_FRONTS,
     "conv-same-lstm": lambda: [
         keras.layers.Conv1D(3, 3, padding="same"),
         keras.layers.LSTM(4, return_sequences=True),
     ],
-    "last-step": lambda: [keras.layers.LSTM(4)],
 }
 
 #: 24 steps: one-step chunks (traced); nine of them (traced) among chunks of 2 and 3 (eager,
@@ -116,61 +108,43 @@ def test_a_model_with_a_class_of_the_users_is_never_traced(front: Any) -> None:
     pytest_rnn.assert_stateful_equals_batch(model, _inputs(), chunks=1)
 
 
-def test_a_trace_that_disagrees_with_the_eager_call_is_dropped(
-    monkeypatch: pytest.MonkeyPatch,
+def _frozen(real: Any, fn: Any, args: Any, **kwargs: Any) -> Any:
+    """A "trace" that always gives the first chunk's answer, whatever it is given."""
+    first = real(fn, args, **kwargs)(*args)
+    return lambda *_: first
+
+
+def _refuses(real: Any, fn: Any, args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("not traceable")
+
+
+@pytest.mark.parametrize("fake", [_frozen, _refuses], ids=["disagrees", "fails"])
+@pytest.mark.parametrize("front", ["lstm-gru-rnn", "last-step"])
+def test_a_trace_that_disagrees_or_fails_leaves_the_stream_eager(
+    monkeypatch: pytest.MonkeyPatch, fake: Any, front: str
 ) -> None:
     """A trace is kept only once it agrees on a second chunk, whose states are not zero."""
     import torch
 
-    real = torch.jit.trace
-    made: list[Any] = []
+    real, made = torch.jit.trace, []
 
-    def frozen(fn: Any, args: Any, **kwargs: Any) -> Any:
-        traced = real(fn, args, **kwargs)
-        first = traced(*args)  # a "trace" that always gives the first chunk's answer
+    def spy(fn: Any, args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return fake(real, fn, args, **kwargs)
 
-        def replay(*_: Any) -> Any:
-            return first
-
-        made.append(replay)
-        return replay
-
-    monkeypatch.setattr(torch.jit, "trace", frozen)
-    model = _model(_FRONTS["lstm-gru-rnn"])
+    monkeypatch.setattr(torch.jit, "trace", spy)
+    model = _model(_FRONTS[front])
     twin = K.stateful_twin(model, batch_size=2)
     x = _inputs()
-    loop = K.graph_stream(twin, x, [True], trace=True)
+    sequence = front != "last-step"
+    loop = K.graph_stream(twin, x, [sequence], trace=True)
     assert loop is not None
     lengths = [1] * 24
-    out = loop(x, *_bounds(lengths))[0]
-    assert len(made) == 1
-    np.testing.assert_array_equal(out, _chunk_by_chunk(twin, x, lengths, True))
-    # Not tried again: eager from now on.
-    np.testing.assert_array_equal(loop(x, *_bounds(lengths))[0], out)
-    assert len(made) == 1
-
-
-def test_a_call_that_cannot_be_traced_runs_eagerly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
-
-    calls: list[int] = []
-
-    def refuses(*_: Any, **__: Any) -> Any:
-        calls.append(1)
-        raise RuntimeError("not traceable")
-
-    monkeypatch.setattr(torch.jit, "trace", refuses)
-    model = _model(_FRONTS["last-step"])
-    twin = K.stateful_twin(model, batch_size=2)
-    x = _inputs()
-    loop = K.graph_stream(twin, x, [False], trace=True)
-    assert loop is not None
-    lengths = [1] * 24
-    for _ in range(2):
+    for _ in range(2):  # not tried again: eager from now on
         np.testing.assert_array_equal(
-            loop(x, *_bounds(lengths))[0], _chunk_by_chunk(twin, x, lengths, False)
+            loop(x, *_bounds(lengths))[0], _chunk_by_chunk(twin, x, lengths, sequence)
         )
-    assert calls == [1]
+    assert made == [1]
 
 
 def test_traces_per_twin_are_bounded_and_rare_lengths_run_eagerly() -> None:
