@@ -192,6 +192,7 @@ def _lookahead_class() -> Any:
             self.ahead, self.window = ahead, window
             # What a trace of one prefix end reads (torch), if Keras's own layers only.
             self.traced_reads = list(clone.variables) if traced.keras_layers_only(clone) else None
+            self.traces: dict[str, dict[Any, Any]] = {}  # its two loops' traces, by shape
             self.built = True
 
         def _front(self, h: Any) -> Any:
@@ -229,6 +230,7 @@ def _lookahead_class() -> Any:
                 ops.cast(start, h.dtype),
                 ops.transpose(h, (1, 0, 2)),
                 variables=self.traced_reads,
+                kept=self.traces.setdefault("states", {}),
             )
             return ops.transpose(states, (1, 0, 2))
 
@@ -283,6 +285,7 @@ def _lookahead_class() -> Any:
                 ops.zeros((batch, *tuple(spec.shape)[1:]), dtype=spec.dtype),
                 ops.transpose(per_end, (1, 0, 2)),
                 variables=self.traced_reads,
+                kept=self.traces.setdefault("ends", {}),
             )
             y = ops.transpose(ends, (1, 0, *range(2, len(ends.shape))))
             if window == 1:

@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import flatten, map_structure
-from pytest_rnn._keras.backend import stateless_values, stateless_variables
+from pytest_rnn._keras.backend import TRACES, stateless_values, stateless_variables
 from pytest_rnn._keras.layers import state_variables, stateful_layers
 
 __all__ = [
     "CHECKED_REPLAYS",
     "REPEATS",
     "TRACES_PER_TWIN",
+    "Replays",
     "keras_layers_only",
     "scan",
     "traced_stream",
@@ -58,13 +59,61 @@ CHECKED_REPLAYS = 3
 StreamLoop = Callable[[Any, np.ndarray, np.ndarray], list[np.ndarray]]
 
 
-def keras_layers_only(model: Any) -> bool:
-    """Whether ``model`` and every layer and cell in it is a class of Keras's own."""
+def keras_layers_only(model: Any, packages: tuple[str, ...] = ("keras",)) -> bool:
+    """Whether ``model`` and every layer and cell in it is a class of one of ``packages``."""
     try:
         layers = list(model._flatten_layers(include_self=True, recursive=True))
     except (AttributeError, TypeError):
         return False
-    return all(type(layer).__module__.split(".")[0] == "keras" for layer in layers)
+    return all(type(layer).__module__.split(".")[0] in packages for layer in layers)
+
+
+class Replays:
+    """One stateless step ``call(*args)``, replayed from a trace per shape of its arguments.
+
+    :meth:`__call__` gives ``call(*args)``'s result: on the first step of a
+    shape asked to be traced, from the eager call (and the trace is made); on
+    the second, from the eager call, and the trace is kept only where its
+    replays agree with it (:func:`_checked`); from then on from a replay. A
+    shape that fails to trace or disagrees runs eagerly from then on. At most
+    ``limit`` shapes are traced; ``count`` is called at every trace.
+    """
+
+    def __init__(
+        self, call: Callable[..., Any], count: Callable[[], None], limit: int = TRACES_PER_TWIN
+    ) -> None:
+        self.call, self.count, self.limit = call, count, limit
+        self.traces: dict[Any, Any] = {}  # shape -> the trace, or None: eager
+        self.pending: dict[Any, Any] = {}  # traced, not yet checked
+
+    def __call__(self, shape: Any, trace: bool, args: tuple[Any, ...]) -> Any:
+        """``call(*args)``; ``shape`` keys the trace, ``trace``: make one if there is none."""
+        if shape in self.traces:
+            fn = self.traces[shape]
+            return self.call(*args) if fn is None else fn(*args)
+        if shape in self.pending:  # the second step of this shape: kept if it agrees
+            fn = self.pending.pop(shape)
+            result, agrees = _checked(self.call, fn, args)
+            self.traces[shape] = fn if agrees else None
+            return result
+        if trace and len(self.traces) + len(self.pending) < self.limit:
+            fn = self._trace(args)
+            if fn is None:
+                self.traces[shape] = None
+            else:
+                self.pending[shape] = fn
+        return self.call(*args)
+
+    def _trace(self, args: tuple[Any, ...]) -> Any:
+        import torch
+
+        self.count()
+        try:
+            with warnings.catch_warnings():  # its deprecation and shape-reading notes
+                warnings.simplefilter("ignore")
+                return torch.jit.trace(self.call, args, check_trace=False)
+        except Exception:  # not traceable: eager
+            return None
 
 
 def traced_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) -> StreamLoop | None:
@@ -83,9 +132,6 @@ def traced_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) ->
 
     ref = weakref.ref(twin)
     flags = list(sequence)
-    # chunk shapes -> the trace, or None where it could not be made or did not agree.
-    traces: dict[tuple[tuple[int, ...], ...], Any] = {}
-    pending: dict[tuple[tuple[int, ...], ...], Any] = {}  # traced, not yet checked
 
     def call(values: tuple[Any, ...], written: tuple[Any, ...], chunk: Any) -> Any:
         m = ref()
@@ -98,31 +144,7 @@ def traced_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) ->
             new = tuple(scope.get_current_value(v) for v in mutable)
         return out, new
 
-    def trace(args: tuple[Any, ...]) -> Any:
-        count()
-        try:
-            with warnings.catch_warnings():  # its deprecation and shape-reading notes
-                warnings.simplefilter("ignore")
-                return torch.jit.trace(call, args, check_trace=False)
-        except Exception:  # not traceable: eager
-            return None
-
-    def chunk_call(shapes: Any, repeated: bool, args: tuple[Any, ...]) -> Any:
-        if shapes in traces:
-            fn = traces[shapes]
-            return call(*args) if fn is None else fn(*args)
-        if shapes in pending:  # the second chunk of this shape: kept if it agrees
-            fn = pending.pop(shapes)
-            eager, same = _checked(call, fn, args)
-            traces[shapes] = fn if same else None
-            return eager
-        if repeated and len(traces) + len(pending) < TRACES_PER_TWIN:
-            fn = trace(args)
-            if fn is None:
-                traces[shapes] = None
-            else:
-                pending[shapes] = fn
-        return call(*args)
+    chunk_call = Replays(call, count)
 
     def run(xs: Any, starts: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
         m = ref()
@@ -178,6 +200,7 @@ def scan(
     xs: Any,
     *,
     variables: list[Any] | None,
+    kept: dict[Any, Replays] | None = None,
 ) -> Any:
     """``keras.ops.scan(fn, init, xs)``; on torch, given ``variables``, its steps replay a trace.
 
@@ -188,9 +211,12 @@ def scan(
     operations (see the module's notes). On torch Keras's scan is a Python
     loop of eager calls; here ``fn`` is traced on the first step and the trace
     kept only where it gives the eager call's result bit for bit on the second,
-    the carry no longer ``init``; then every later step is a replay. Fewer
-    than :data:`REPEATS` steps, other backends, or a trace that fails or
-    disagrees: Keras's scan, or the eager calls from there on.
+    the carry no longer ``init`` (:class:`Replays`); then every later step is a
+    replay. Fewer than :data:`REPEATS` steps or other backends: Keras's scan; a
+    trace that fails or disagrees: eager calls.
+
+    ``kept`` (the caller's, per ``fn``'s code) holds the traces across calls,
+    per shape of ``init`` and of a step of ``xs``: a warm scan traces nothing.
     """
     import keras
 
@@ -198,26 +224,24 @@ def scan(
         return keras.ops.scan(fn, init, xs)
     import torch
 
-    steps = int(xs.shape[0])
-
     def pure(values: tuple[Any, ...], carry: Any, x: Any) -> tuple[Any, Any]:
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
             return fn(carry, x)
 
+    kept = {} if kept is None else kept
+    shape = (
+        tuple((tuple(t.shape), t.dtype) for _, t in flatten(init)),
+        tuple(xs.shape[1:]),
+        xs.dtype,
+    )
+    if shape not in kept:
+        kept[shape] = Replays(pure, TRACES.add, limit=1)
+    step = kept[shape]
+    step.call = pure  # this call's fn (its trace, made from an earlier one, is the same program)
     values = tuple(v.value for v in variables)
+    carry, ys = init, []
     with torch.no_grad():
-        try:
-            with warnings.catch_warnings():  # its deprecation and shape-reading notes
-                warnings.simplefilter("ignore")
-                replay = torch.jit.trace(pure, (values, init, xs[0]), check_trace=False)
-        except Exception:  # not traceable: eager
-            return keras.ops.scan(fn, init, xs)
-        carry, first = fn(init, xs[0])
-        ys = [first]
-        eager, agrees = _checked(lambda *a: fn(*a[1:]), replay, (values, carry, xs[1]))
-        carry = eager[0]
-        ys.append(eager[1])
-        for i in range(2, steps):
-            carry, y = replay(values, carry, xs[i]) if agrees else fn(carry, xs[i])
+        for i in range(int(xs.shape[0])):
+            carry, y = step(None, True, (values, carry, xs[i]))
             ys.append(y)
-        return carry, torch.stack(ys)
+    return carry, torch.stack(ys)
