@@ -168,7 +168,10 @@ class RoundsInItsDtype(M.GPT2CausalLM):
 
 
 def test_a_float16_models_rounding_is_told_from_logic(tokens: np.ndarray) -> None:
-    assert_cached_decoding_matches_full(half("float16"), tokens)
+    # generate=False: the generation loop's prefill runs over the whole padded prompt,
+    # and in float16 that rounds differently from one-token calls by more than atol
+    # 1e-5 on some CPUs (1.2e-4 on logits near 0.008 on an AMD EPYC, Zen 5).
+    assert_cached_decoding_matches_full(half("float16"), tokens, generate=False)
     text = failure(half("float16", RoundsInItsDtype), tokens, generate=False)
     assert "(2 decoder layers, float16)" in text
     assert "float32 re-run: agrees" in text
@@ -438,15 +441,23 @@ def test_the_cached_and_the_generation_loop_run_compiled_and_trace_once(
     from pytest_rnn._keras.hub import _LOOPS
 
     lm = causal_lm("GPT2")
+    if keras.backend.backend() == "torch":
+        # Replays of traces, for chunk lengths repeated 8 times or more: one-token
+        # chunks, and the generation loop's 11 iterations after a one-token prompt.
+        assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+        traces = K.TRACES.count
+        assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+        loop = generation(K.CachedLM(lm), token_batch(tokens, np.ones_like(tokens, bool)),
+                          ChunkSchedule.parse(1, T))  # fmt: skip
+        assert _LOOPS.of(lm)[("decode", tokens.shape)] is not None
+        assert loop.compiled
+        assert K.TRACES.count == traces
+        return
     assert_cached_decoding_matches_full(lm, tokens, chunks=UNEVEN)
     traces = K.TRACES.count
     assert_cached_decoding_matches_full(lm, tokens, chunks=[2, 1, 1, 3, 5])
     loop = generation(K.CachedLM(lm), token_batch(tokens, np.ones_like(tokens, bool)),
                       ChunkSchedule.parse(UNEVEN, T))  # fmt: skip
-    if keras.backend.backend() == "torch":  # eager under no_grad: nothing is compiled
-        assert _LOOPS.of(lm)[("decode", tokens.shape)] is None
-        assert not loop.compiled
-        return
     assert _LOOPS.of(lm)[("decode", tokens.shape)] is not None
     assert loop.compiled
     # TensorFlow: one trace serves every schedule; JAX: one per new chunk length (2 and 3 here).

@@ -16,6 +16,7 @@ from models import STREAM_FRONTS
 
 import pytest_rnn
 from pytest_rnn import _keras as K
+from pytest_rnn._keras import traced
 
 pytestmark = [pytest.mark.backends, pytest.mark.torch_only("TorchScript traces are torch's")]
 
@@ -307,3 +308,128 @@ def test_the_failing_path_reference_replays_traces_and_agrees_with_prefix_calls(
     call = K.compiled(model, x, fixed_batch=False)
     want = np.stack([call(x[:, :t]) for t in range(1, 21)], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------ KerasHub causal LMs
+
+
+def _hub(name: str) -> Any:
+    """A tiny KerasHub causal LM of Keras's and KerasHub's own classes (2 layers, hidden 16)."""
+    hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    common = {"vocabulary_size": 50, "num_layers": 2, "hidden_dim": 16, "intermediate_dim": 32}
+    backbone = {
+        "GPT2": lambda: hub.models.GPT2Backbone(num_heads=2, max_sequence_length=32, **common),
+        "Llama": lambda: hub.models.LlamaBackbone(
+            num_query_heads=2, num_key_value_heads=1, **common
+        ),
+        "GPTNeoX": lambda: hub.models.GPTNeoXBackbone(
+            num_heads=2, max_sequence_length=32, **common
+        ),
+    }[name]()
+    return getattr(hub.models, f"{name}CausalLM")(backbone=backbone, preprocessor=None)
+
+
+def _tokens(steps: int = 12) -> np.ndarray:
+    return np.random.default_rng(0).integers(1, 50, size=(2, steps)).astype("int32")
+
+
+def _eager_decode(lm: K.CachedLM, tokens: np.ndarray, lengths: list[int]) -> np.ndarray:
+    mask = np.ones_like(tokens, bool)
+    cache, out = lm.empty_cache(tokens, mask), []
+    for a, b in zip(*_bounds(lengths)):
+        logits, cache = lm.call(tokens[:, a:b], mask[:, a:b], cache, int(a))
+        out.append(logits)
+    return np.concatenate(out, axis=1)
+
+
+@pytest.mark.parametrize("lengths", [[1] * 12, [1] * 8 + [2, 2]], ids=["chunks of 1", "mixed"])
+@pytest.mark.parametrize("name", ["GPT2", "Llama", "GPTNeoX"])
+def test_cached_decoding_replays_are_the_eager_calls_bit_for_bit(
+    name: str, lengths: list[int]
+) -> None:
+    from pytest_rnn._keras.hub import _LOOPS
+
+    lm = K.CachedLM(_hub(name))
+    tokens = _tokens()
+    mask = np.ones_like(tokens, bool)
+    bounds = list(zip(*(b.tolist() for b in _bounds(lengths))))
+    traces = K.TRACES.count
+    out = lm.decode(tokens, mask, lm.empty_cache(tokens, mask), bounds)
+    assert out is not None and K.TRACES.count == traces + 1  # one-token calls only
+    np.testing.assert_array_equal(out[0], _eager_decode(lm, tokens, lengths))
+    loop = _LOOPS.of(lm.lm)[("decode", tokens.shape)]
+    step = next(c for c in loop.__closure__ if isinstance(c.cell_contents, traced.Replays))
+    # GPT-NeoX too: its query rotation at position 0 is a bug of the model, not of a trace.
+    assert step.cell_contents.replaying
+
+
+def test_a_subclass_of_the_users_decodes_eagerly() -> None:
+    from pytest_rnn._keras import hub_loops
+
+    hub = pytest.importorskip("keras_hub")
+
+    class Yours(hub.models.GPT2CausalLM):
+        pass
+
+    keras.utils.set_random_seed(0)
+    lm = Yours(backbone=_hub("GPT2").backbone, preprocessor=None)
+    cache = K.CachedLM(lm).empty_cache(_tokens(), np.ones((2, 12), bool))
+    assert hub_loops.decode_loop(lm, indexed=True, takes_mask=False, cache=cache) is None
+
+
+def test_the_generation_loop_replays_one_trace_checked_in_every_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_rnn._keras import hub_loops
+
+    lm = K.CachedLM(_hub("GPT2"))
+    prompt = np.zeros((2, 12), bool)
+    prompt[:, 0] = True  # a one-token prompt: 11 iterations
+    first, other = _tokens(), _tokens()[::-1].copy()
+    replayed = [lm.generate(first, prompt)]
+    traces = K.TRACES.count
+    replayed.append(lm.generate(other, prompt))  # other tokens: the forced ones are inputs
+    assert K.TRACES.count == traces and all(g.compiled for g in replayed)
+    checks: list[bool] = []
+    real = traced._checked
+
+    def spy(*args: Any) -> Any:
+        result, agrees = real(*args)
+        checks.append(agrees)
+        return result, agrees
+
+    monkeypatch.setattr(traced, "_checked", spy)
+    lm.generate(first, prompt)
+    assert checks == [True]  # checked again, on the loop's first iteration
+    monkeypatch.setattr(hub_loops, "REPEATS", 10**6)  # eager: the reference
+    for tokens, got in zip([first, other], replayed):
+        want = lm.generate(tokens, prompt)
+        assert not want.compiled
+        np.testing.assert_array_equal(got.logits, want.logits)
+        np.testing.assert_array_equal(got.tokens, tokens)
+
+
+def test_a_bug_in_kerashubs_own_class_is_caught_through_the_replays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A position offset never advanced, patched into GPT2CausalLM itself (a class of KerasHub)."""
+    hub = pytest.importorskip("keras_hub")
+    from pytest_rnn._keras.hub import _LOOPS
+
+    real = hub.models.GPT2CausalLM.call_with_cache
+
+    def at_zero(self: Any, token_ids: Any, cache: Any, cache_update_index: Any) -> Any:
+        return real(self, token_ids, cache, keras.ops.zeros_like(cache_update_index))
+
+    monkeypatch.setattr(hub.models.GPT2CausalLM, "call_with_cache", at_zero)
+    lm = _hub("GPT2")
+    tokens = _tokens()
+    with pytest.raises(pytest_rnn.RNNAssertionError) as caught:
+        pytest_rnn.assert_cached_decoding_matches_full(lm, tokens, chunks=1, generate=False)
+    text = str(caught.value)
+    assert "in the decode: position 1 (sample 0) was computed by call 2 of 12" in text
+    assert "ignores the index it is given, so the position offset is not advanced" in text
+    loop = _LOOPS.of(lm)[("decode", tokens.shape)]
+    step = next(c for c in loop.__closure__ if isinstance(c.cell_contents, traced.Replays))
+    assert step.cell_contents.replaying

@@ -4,8 +4,9 @@
 in one call: a ``tf.while_loop`` over the chunks with the cache a loop
 variable (TensorFlow, one trace per model and cache shape), or a
 ``lax.scan`` over consecutive chunks of one length (JAX, jitted with the
-weights as arguments); ``None`` on torch, where the caller runs the calls
-eagerly. :func:`forced_generation`
+weights as arguments), or on torch replays of a trace of one call per chunk
+length (:mod:`.traced`; models of Keras's and KerasHub's classes only, the
+others' calls eager). :func:`forced_generation`
 runs the model's own ``generate_step`` with a sampler forced to given
 tokens, compiled alike (eager under ``torch.no_grad()`` on torch); the
 sampler keeps each iteration's logits in a loop variable of its own, so
@@ -15,6 +16,7 @@ nothing leaves the compiled loop but its results. Every trace counts in
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import itertools
@@ -28,6 +30,7 @@ import numpy as np
 
 from pytest_rnn._core.tree import flatten, map_structure
 from pytest_rnn._keras.backend import TRACES, name, own_tf_function, to_numpy
+from pytest_rnn._keras.traced import REPEATS, Replays, keras_layers_only
 
 __all__ = ["DecodeLoop", "Forced", "decode_loop", "eager", "forced_generation"]
 
@@ -41,7 +44,7 @@ def decode_loop(lm: Any, *, indexed: bool, takes_mask: bool, cache: Any) -> Deco
     Each call gets its chunk's tokens (and mask, if ``takes_mask``), the cache
     the previous call returned and, if ``indexed``, ``cache_update_index=starts[i]``.
     ``cache`` is a template of the cache's structure, shapes and dtypes.
-    ``None`` on torch.
+    ``None`` on torch for a model of other classes than Keras's and KerasHub's.
     """
     ref = weakref.ref(lm)
 
@@ -59,7 +62,7 @@ def decode_loop(lm: Any, *, indexed: bool, takes_mask: bool, cache: Any) -> Deco
         return _tf_decode(call, cache)
     if name() == "jax":
         return _jax_decode(ref, call)
-    return None
+    return _torch_decode(ref, call)
 
 
 def _tf_decode(call: Callable[..., tuple[Any, Any]], template: Any) -> DecodeLoop:
@@ -172,6 +175,47 @@ def _jax_decode(ref: weakref.ref[Any], call: Callable[..., tuple[Any, Any]]) -> 
     return run
 
 
+#: The packages whose classes a torch trace of a causal LM may run (a user's subclass
+#: may branch on values, which a trace would freeze: see :mod:`.traced`).
+_TRACEABLE = ("keras", "keras_hub")
+
+
+def _torch_decode(ref: weakref.ref[Any], call: Callable[..., tuple[Any, Any]]) -> DecodeLoop | None:
+    """torch: each chunk one replay of a trace of ``call_with_cache`` (per chunk length the
+    schedule repeats), the cache and the position its inputs; ``None`` for a model of other
+    classes than Keras's and KerasHub's (then every call is eager)."""
+    import keras
+    import torch
+
+    lm = ref()
+    if lm is None or not keras_layers_only(lm, _TRACEABLE) or not hasattr(torch.jit, "trace"):
+        return None
+    variables = list(lm.variables)
+
+    def pure(values: tuple[Any, ...], tokens: Any, mask: Any, cache: Any, start: Any) -> Any:
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return call(tokens, mask, cache, start)
+
+    step = Replays(pure, TRACES.add)
+
+    def run(
+        tokens: np.ndarray, mask: np.ndarray, cache: Any, starts: np.ndarray, ends: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        lengths = collections.Counter((np.asarray(ends) - np.asarray(starts)).tolist())
+        ids, real = torch.as_tensor(np.asarray(tokens, np.int32)), torch.as_tensor(mask)
+        values = tuple(v.value for v in variables)
+        out = []
+        with torch.no_grad():
+            for a, b in zip(np.asarray(starts).tolist(), np.asarray(ends).tolist()):
+                at = torch.tensor(a, dtype=torch.int32)
+                args = (values, ids[:, a:b], real[:, a:b], cache, at)
+                logits, cache = step(b - a, lengths[b - a] >= REPEATS, args)
+                out.append(logits)
+        return np.asarray(to_numpy(torch.cat(out, dim=1))), cache
+
+    return run
+
+
 def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.ndarray], Forced]:
     """The model's ``generate_step`` with its sampler forced to given tokens: ``(inputs, tokens) -> Forced``.
 
@@ -180,26 +224,31 @@ def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.
     iteration computed (``vocabulary`` wide) in a loop variable of its own. The
     loop is compiled once per model and input shape (``tf.function``;
     ``jax.jit`` with the weights its arguments), eager under
-    ``torch.no_grad()`` on torch, and eagerly (JAX: jit off) where it does not compile. The
-    model's ``sampler`` is set for the call and put back after it.
+    ``torch.no_grad()`` on torch (its iterations replays of a trace where
+    :func:`_replayed` allows), and eagerly (JAX: jit off) where it does not
+    compile. The model's ``sampler`` is set for the call and put back after it.
     """
     sampler = _forced_sampler_class()(vocabulary)
     ref = weakref.ref(lm)
 
     def body(inputs: Any, tokens: Any) -> tuple[Any, Any, Any]:
-        TRACES.add()
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
         sampler.forced = tokens
         sampler.kept = None
+        sampler.replayed = False
         out = m.generate_step(inputs, stop_token_ids=None)
         return out, *(sampler.kept or (None, None))
 
+    def traced(inputs: Any, tokens: Any) -> tuple[Any, Any, Any]:
+        TRACES.add()
+        return body(inputs, tokens)
+
     loop: Callable[..., Any] = body
     if name() == "tensorflow":
-        loop = own_tf_function(body)
+        loop = own_tf_function(traced)
     elif name() == "jax":
-        loop = _stateless(ref, body)
+        loop = _stateless(ref, traced)
 
     def run(inputs: dict[str, Any], tokens: np.ndarray) -> Forced:
         nonlocal loop
@@ -225,13 +274,57 @@ def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.
                 with contextlib.suppress(AttributeError):
                     del m.sampler
         returned = np.asarray(to_numpy(out["token_ids"] if isinstance(out, dict) else out))
-        compiled = loop is not body
+        compiled = loop is not body or sampler.replayed
         if logits is None:  # the sampler was never called
             return Forced(returned, [], compiled)
         logits, computed = np.asarray(to_numpy(logits)), np.asarray(to_numpy(computed))
         return Forced(returned, [(int(i), logits[i]) for i in np.flatnonzero(computed)], compiled)
 
     return run
+
+
+def _replays() -> Any:
+    return Replays(None, TRACES.add, limit=1)  # type: ignore[arg-type]  # set per loop
+
+
+def _replayed(
+    body: Callable[..., Any], model: Any, iterations: Any, kept: Any
+) -> Callable[..., Any]:
+    """torch: the generation loop's ``body``, its iterations replays of a trace.
+
+    ``kept`` (a :class:`~.traced.Replays`, one per model) holds the trace across
+    loops, and it is checked again in every loop, on the loop's first
+    iteration: besides the model's weights (its inputs) a trace holds what
+    ``generate_step``'s closure reads as constants, so a loop over other inputs
+    must show that they did not matter. Elsewhere, for models of other classes
+    than Keras's and KerasHub's, and for loops of fewer than
+    :data:`~.traced.REPEATS` iterations: ``body`` itself.
+    """
+    import keras
+
+    if (
+        keras.backend.backend() != "torch"
+        or model is None
+        or iterations is None
+        or int(iterations) < REPEATS
+        or not keras_layers_only(model, _TRACEABLE)
+    ):
+        return body
+    variables = list(model.variables)
+
+    def pure(values: tuple[Any, ...], *state: Any) -> tuple[Any, ...]:
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return tuple(body(*state))
+
+    kept.call = pure  # this loop's body (a trace from an earlier one is the same program)
+    kept.again()
+    values = tuple(v.value for v in variables)
+
+    def replayed(*state: Any) -> tuple[Any, ...]:
+        shape = tuple(tuple(t.shape) for _, t in flatten(state))
+        return tuple(kept(shape, True, (values, *state)))
+
+    return replayed
 
 
 @dataclass(frozen=True)
@@ -241,7 +334,8 @@ class Forced:
     Attributes:
         tokens: the token ids it returned.
         records: ``(index, logits)`` of every iteration, in index order.
-        compiled: whether the loop ran compiled (``False``: eagerly).
+        compiled: whether the loop ran compiled (torch: its iterations replays of a
+            trace; ``False``: eagerly).
     """
 
     tokens: np.ndarray
@@ -294,9 +388,10 @@ def _forced_sampler_class() -> type:
     class ForcedSampler(Sampler):
         """Gives ``forced[:, index]`` at every iteration of the base class's loop.
 
-        The loop's own variables are left as they are; :meth:`run_loop` adds two:
-        the logits computed at each index ``(steps, batch, vocabulary)`` and
-        whether an index was computed, left in :attr:`kept` after the loop.
+        The loop's own variables are left as they are; :meth:`run_loop` adds
+        three: the forced tokens, the logits computed at each index ``(steps,
+        batch, vocabulary)`` and whether an index was computed, the last two left
+        in :attr:`kept` after the loop.
         """
 
         def __init__(self, vocabulary: int) -> None:
@@ -306,6 +401,9 @@ def _forced_sampler_class() -> type:
             self.kept: tuple[Any, Any] | None = None
             self._index: Any = 0
             self._logits: Any = None
+            self._forced_now: Any = None
+            self.replays: Any = None  # torch: the loop body's traces, kept across calls
+            self.replayed = False  # torch: whether the last loop replayed them
 
         def __call__(self, next: Any, prompt: Any, *args: Any, **kwargs: Any) -> Any:
             def seen(prompt: Any, cache: Any, index: Any) -> Any:
@@ -322,31 +420,41 @@ def _forced_sampler_class() -> type:
             steps, batch = ops.shape(prompt)[1], ops.shape(prompt)[0]
             logits = ops.zeros((steps, batch, self.vocabulary), "float32")
             computed = ops.zeros((steps,), "bool")
+            # The forced tokens ride in the loop too: an input of a torch trace, not its constant.
+            forced = ops.convert_to_tensor(self.forced, "int32")
 
             def kept_cond(*state: Any) -> Any:
-                return cond(*state[:-2])
+                return cond(*state[:-3])
 
             def kept_body(*state: Any) -> Any:
-                out = body(*state[:-2])
+                self._forced_now = state[-3]
+                out = body(*state[:-3])
                 logits, computed = state[-2:]
                 at = ops.cast(self._index, "int32")
                 row = ops.cast(self._logits, "float32")[None]
                 logits = ops.slice_update(logits, [at, 0, 0], row)
                 computed = ops.slice_update(computed, [at], ops.ones((1,), "bool"))
-                return (*out, logits, computed)
+                return (*out, state[-3], logits, computed)
 
-            *state, logits, computed = super().run_loop(
+            looped = self._replayed(kept_body, model, kwargs.get("maximum_iterations"))
+            *state, _, logits, computed = super().run_loop(
                 kept_cond,
-                kept_body,
+                looped,
                 model=model,
-                loop_vars=(*loop_vars, logits, computed),
+                loop_vars=(*loop_vars, forced, logits, computed),
                 **kwargs,
             )
             self.kept = (logits, computed)
+            self.replayed = looped is not kept_body and self.replays.replaying
             return tuple(state)
 
+        def _replayed(self, body: Any, model: Any, iterations: Any) -> Any:
+            """torch: ``body``, its iterations replays of a trace (see :func:`_replayed`)."""
+            if self.replays is None:
+                self.replays = _replays()
+            return _replayed(body, model, iterations, self.replays)
+
         def get_next_token(self, probabilities: Any) -> Any:
-            forced = ops.convert_to_tensor(self.forced, "int32")
-            return ops.take(forced, ops.cast(self._index, "int32"), axis=1)
+            return ops.take(self._forced_now, ops.cast(self._index, "int32"), axis=1)
 
     return ForcedSampler

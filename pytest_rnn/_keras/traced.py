@@ -104,6 +104,18 @@ class Replays:
                 self.pending[shape] = fn
         return self.call(*args)
 
+    @property
+    def replaying(self) -> bool:
+        """Whether a trace is kept (checked, or waiting to be checked again)."""
+        return any(fn is not None for fn in self.traces.values()) or bool(self.pending)
+
+    def again(self) -> None:
+        """Check every kept trace again on the next step of its shape (a shape that failed stays eager)."""
+        for shape, fn in list(self.traces.items()):
+            if fn is not None:
+                del self.traces[shape]
+                self.pending[shape] = fn
+
     def _trace(self, args: tuple[Any, ...]) -> Any:
         import torch
 
