@@ -246,8 +246,7 @@ def bench_cached(repeats: int) -> dict[str, float] | None:
 
     GPT2-tiny (2 layers, hidden 32, vocabulary 50), batch 3, 16 tokens, with the
     generation loop (the default) and without it; a 4-layer hidden-128 GPT2 and
-    Llama at 128 tokens, batch 3, with it (not on torch, where every call is
-    eager). ``None`` without KerasHub.
+    Llama at 128 tokens, batch 3, with it. ``None`` without KerasHub.
     """
     try:
         import keras_hub
@@ -275,8 +274,6 @@ def bench_cached(repeats: int) -> dict[str, float] | None:
         )  # fmt: skip
         return models.LlamaCausalLM(backbone=backbone, preprocessor=None)
 
-    import keras
-
     figures: dict[str, float] = {}
     cases = [
         ("cached_tiny_over_full_pass", gpt2, 2, 32, 16, True),
@@ -284,8 +281,6 @@ def bench_cached(repeats: int) -> dict[str, float] | None:
         ("cached_gpt2_128_over_full_pass", gpt2, 4, 128, 128, True),
         ("cached_llama_128_over_full_pass", llama, 4, 128, 128, True),
     ]
-    if keras.backend.backend() == "torch":  # eager calls: 128 tokens take minutes
-        cases = cases[:2]
     built: dict[tuple[Any, int, int, int], Any] = {}
     for key, make, layers, hidden, steps, generate in cases:
         lm = built.setdefault((make, layers, hidden, steps), make(layers, hidden, steps))

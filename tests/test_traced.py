@@ -381,7 +381,7 @@ def test_a_subclass_of_the_users_decodes_eagerly() -> None:
 def test_the_generation_loop_replays_one_trace_checked_in_every_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pytest_rnn._keras import hub_loops
+    from pytest_rnn._keras import hub_generation
 
     lm = K.CachedLM(_hub("GPT2"))
     prompt = np.zeros((2, 12), bool)
@@ -402,7 +402,7 @@ def test_the_generation_loop_replays_one_trace_checked_in_every_loop(
     monkeypatch.setattr(traced, "_checked", spy)
     lm.generate(first, prompt)
     assert checks == [True]  # checked again, on the loop's first iteration
-    monkeypatch.setattr(hub_loops, "REPEATS", 10**6)  # eager: the reference
+    monkeypatch.setattr(hub_generation, "REPEATS", 10**6)  # eager: the reference
     for tokens, got in zip([first, other], replayed):
         want = lm.generate(tokens, prompt)
         assert not want.compiled

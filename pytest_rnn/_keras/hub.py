@@ -11,7 +11,7 @@ to given tokens (:meth:`~CachedLM.generate`) and a float32 copy of a
 half-precision model. Caches stay the backend's tensors between calls; logits
 come back as numpy. The full pass, :meth:`~CachedLM.decode` and
 :meth:`~CachedLM.generate` are compiled where the backend allows
-(:mod:`.hub_loops`), cached per model; single calls run eagerly, so that the
+(:mod:`.hub_loops`, :mod:`.hub_generation`), cached per model; single calls run eagerly, so that the
 diagnosis can watch them. :func:`check_causal_lm` refuses what is not a causal LM.
 """
 
@@ -29,7 +29,8 @@ import numpy as np
 from pytest_rnn._core.tree import flatten
 from pytest_rnn._keras.backend import to_numpy
 from pytest_rnn._keras.calls import ModelCache, compiled
-from pytest_rnn._keras.hub_loops import decode_loop, eager, forced_generation
+from pytest_rnn._keras.hub_generation import forced_generation
+from pytest_rnn._keras.hub_loops import decode_loop, eager
 
 __all__ = ["CachedLM", "Generation", "check_causal_lm"]
 
