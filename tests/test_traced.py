@@ -433,3 +433,22 @@ def test_a_bug_in_kerashubs_own_class_is_caught_through_the_replays(
     loop = _LOOPS.of(lm)[("decode", tokens.shape)]
     step = next(c for c in loop.__closure__ if isinstance(c.cell_contents, traced.Replays))
     assert step.cell_contents.replaying
+
+
+def test_a_replay_that_raises_falls_back_to_the_eager_call() -> None:
+    def call(x: Any) -> Any:
+        return x * 2
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("cannot run")
+
+    import torch
+
+    step = traced.Replays(call, lambda: None)
+    step.traces["kept"] = broken  # a kept trace that raises on replay
+    x = torch.ones(2)
+    assert torch.equal(step("kept", True, (x,)), x * 2)
+    assert step.traces["kept"] is None and not step.replaying
+    step.pending["checked"] = broken  # and one that raises while it is checked
+    assert torch.equal(step("checked", True, (x,)), x * 2)
+    assert step.traces["checked"] is None

@@ -96,16 +96,13 @@ def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.
     return run
 
 
-def _replays() -> Any:
-    return Replays(None, TRACES.add, limit=1)  # type: ignore[arg-type]  # set per loop
-
-
 def _replayed(
-    body: Callable[..., Any], model: Any, iterations: Any, kept: Any
-) -> Callable[..., Any]:
-    """torch: the generation loop's ``body``, its iterations replays of a trace.
+    body: Callable[..., Any], model: Any, iterations: Any, kept: Replays | None
+) -> tuple[Callable[..., Any], Replays | None]:
+    """torch: the generation loop's ``body``, its iterations replays of a trace; and the traces.
 
-    ``kept`` (a :class:`~.traced.Replays`, one per model) holds the trace across
+    ``kept`` (a :class:`~.traced.Replays`, one per model; ``None`` the first
+    time: it is made and returned) holds the trace across
     loops, and it is checked again in every loop, on the loop's first
     iteration: besides the model's weights (its inputs) a trace holds what
     ``generate_step``'s closure reads as constants, so a loop over other inputs
@@ -122,22 +119,25 @@ def _replayed(
         or int(iterations) < REPEATS
         or not keras_layers_only(model, TRACEABLE)
     ):
-        return body
+        return body, kept
     variables = list(model.variables)
 
     def pure(values: tuple[Any, ...], *state: Any) -> tuple[Any, ...]:
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
             return tuple(body(*state))
 
+    if kept is None:
+        kept = Replays(pure, TRACES.add, limit=1)
     kept.call = pure  # this loop's body (a trace from an earlier one is the same program)
     kept.again()
     values = tuple(v.value for v in variables)
+    step = kept
 
     def replayed(*state: Any) -> tuple[Any, ...]:
         shape = tuple(tuple(t.shape) for _, t in flatten(state))
-        return tuple(kept(shape, True, (values, *state)))
+        return tuple(step(shape, True, (values, *state)))
 
-    return replayed
+    return replayed, kept
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _forced_sampler_class() -> type:
             self._index: Any = 0
             self._logits: Any = None
             self._forced_now: Any = None
-            self.replays: Any = None  # torch: the loop body's traces, kept across calls
+            self.replays: Replays | None = None  # torch: the loop body's traces, kept across calls
             self.replayed = False  # torch: whether the last loop replayed them
 
         def __call__(self, next: Any, prompt: Any, *args: Any, **kwargs: Any) -> Any:
@@ -225,14 +225,15 @@ def _forced_sampler_class() -> type:
                 **kwargs,
             )
             self.kept = (logits, computed)
-            self.replayed = looped is not kept_body and self.replays.replaying
+            self.replayed = looped is not kept_body and bool(
+                self.replays and self.replays.replaying
+            )
             return tuple(state)
 
         def _replayed(self, body: Any, model: Any, iterations: Any) -> Any:
             """torch: ``body``, its iterations replays of a trace (see :func:`_replayed`)."""
-            if self.replays is None:
-                self.replays = _replays()
-            return _replayed(body, model, iterations, self.replays)
+            looped, self.replays = _replayed(body, model, iterations, self.replays)
+            return looped
 
         def get_next_token(self, probabilities: Any) -> Any:
             return ops.take(self._forced_now, ops.cast(self._index, "int32"), axis=1)

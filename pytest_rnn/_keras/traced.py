@@ -90,7 +90,12 @@ class Replays:
         """``call(*args)``; ``shape`` keys the trace, ``trace``: make one if there is none."""
         if shape in self.traces:
             fn = self.traces[shape]
-            return self.call(*args) if fn is None else fn(*args)
+            if fn is not None:
+                try:
+                    return fn(*args)
+                except Exception:  # a replay that cannot run these arguments: eager from now on
+                    self.traces[shape] = None
+            return self.call(*args)
         if shape in self.pending:  # the second step of this shape: kept if it agrees
             fn = self.pending.pop(shape)
             result, agrees = _checked(self.call, fn, args)
@@ -195,7 +200,10 @@ def _checked(eager: Callable[..., Any], replay: Callable[..., Any], args: tuple[
     result = eager(*args)
     want = [leaf for _, leaf in flatten(result)]
     for _ in range(CHECKED_REPLAYS):
-        got = [leaf for _, leaf in flatten(replay(*args))]
+        try:
+            got = [leaf for _, leaf in flatten(replay(*args))]
+        except Exception:  # a trace that cannot run what it was traced on
+            return result, False
         if len(got) != len(want) or not all(torch.equal(a, b) for a, b in zip(got, want)):
             return result, False
     return result, True
