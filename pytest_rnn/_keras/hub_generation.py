@@ -24,7 +24,7 @@ import numpy as np
 from pytest_rnn._core.tree import flatten
 from pytest_rnn._keras.backend import TRACES, name, own_tf_function, to_numpy
 from pytest_rnn._keras.hub_loops import TRACEABLE, eager, stateless
-from pytest_rnn._keras.traced import REPEATS, Replays, keras_layers_only
+from pytest_rnn._keras.traced import REPEATS, Replays, keras_layers_only, with_values
 
 __all__ = ["Forced", "forced_generation"]
 
@@ -121,11 +121,7 @@ def _replayed(
     ):
         return body, kept
     variables = list(model.variables)
-
-    def pure(values: tuple[Any, ...], *state: Any) -> tuple[Any, ...]:
-        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-            return tuple(body(*state))
-
+    pure = with_values(lambda *state: tuple(body(*state)), variables)
     if kept is None:
         kept = Replays(pure, TRACES.add, limit=1)
     kept.call = pure  # this loop's body (a trace from an earlier one is the same program)

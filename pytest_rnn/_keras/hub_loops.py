@@ -25,7 +25,7 @@ import numpy as np
 
 from pytest_rnn._core.tree import flatten, map_structure
 from pytest_rnn._keras.backend import TRACES, name, own_tf_function, to_numpy
-from pytest_rnn._keras.traced import REPEATS, Replays, keras_layers_only
+from pytest_rnn._keras.traced import REPEATS, Replays, keras_layers_only, with_values
 
 __all__ = ["TRACEABLE", "DecodeLoop", "decode_loop", "eager", "stateless"]
 
@@ -179,19 +179,13 @@ def _torch_decode(ref: weakref.ref[Any], call: Callable[..., tuple[Any, Any]]) -
     """torch: each chunk one replay of a trace of ``call_with_cache`` (per chunk length the
     schedule repeats), the cache and the position its inputs; ``None`` for a model of other
     classes than Keras's and KerasHub's (then every call is eager)."""
-    import keras
     import torch
 
     lm = ref()
     if lm is None or not keras_layers_only(lm, TRACEABLE) or not hasattr(torch.jit, "trace"):
         return None
     variables = list(lm.variables)
-
-    def pure(values: tuple[Any, ...], tokens: Any, mask: Any, cache: Any, start: Any) -> Any:
-        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-            return call(tokens, mask, cache, start)
-
-    step = Replays(pure, TRACES.add)
+    step = Replays(with_values(call, variables), TRACES.add)
 
     def run(
         tokens: np.ndarray, mask: np.ndarray, cache: Any, starts: np.ndarray, ends: np.ndarray

@@ -42,6 +42,7 @@ __all__ = [
     "keras_layers_only",
     "scan",
     "traced_stream",
+    "with_values",
 ]
 
 #: A chunk length is traced once a schedule holds it this many times (a trace
@@ -66,6 +67,21 @@ def keras_layers_only(model: Any, packages: tuple[str, ...] = ("keras",)) -> boo
     except (AttributeError, TypeError):
         return False
     return all(type(layer).__module__.split(".")[0] in packages for layer in layers)
+
+
+def with_values(fn: Callable[..., Any], variables: list[Any]) -> Callable[..., Any]:
+    """``fn`` as a stateless step ``(values, *args) -> fn(*args)``, ``variables`` read as ``values``.
+
+    The weights are then the trace's inputs, not its constants; ``fn`` must
+    write no variable.
+    """
+    import keras
+
+    def pure(values: tuple[Any, ...], *args: Any) -> Any:
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return fn(*args)
+
+    return pure
 
 
 class Replays:
@@ -220,7 +236,7 @@ def scan(
     xs: Any,
     *,
     variables: list[Any] | None,
-    kept: dict[Any, Replays] | None = None,
+    kept: dict[str, Replays] | None = None,
 ) -> Any:
     """``keras.ops.scan(fn, init, xs)``; on torch, given ``variables``, its steps replay a trace.
 
@@ -235,8 +251,8 @@ def scan(
     replay. Fewer than :data:`REPEATS` steps or other backends: Keras's scan; a
     trace that fails or disagrees: eager calls.
 
-    ``kept`` (the caller's, per ``fn``'s code) holds the traces across calls,
-    per shape of ``init`` and of a step of ``xs``: a warm scan traces nothing.
+    ``kept`` (the caller's, one per ``fn``'s code) holds the traces across calls,
+    one per shape of ``init`` and of a step of ``xs``: a warm scan traces nothing.
     """
     import keras
 
@@ -244,24 +260,19 @@ def scan(
         return keras.ops.scan(fn, init, xs)
     import torch
 
-    def pure(values: tuple[Any, ...], carry: Any, x: Any) -> tuple[Any, Any]:
-        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-            return fn(carry, x)
-
-    kept = {} if kept is None else kept
+    pure = with_values(fn, variables)
     shape = (
         tuple((tuple(t.shape), t.dtype) for _, t in flatten(init)),
         tuple(xs.shape[1:]),
         xs.dtype,
     )
-    if shape not in kept:
-        kept[shape] = Replays(pure, TRACES.add, limit=1)
-    step = kept[shape]
-    step.call = pure  # this call's fn (its trace, made from an earlier one, is the same program)
+    kept = {} if kept is None else kept
+    step = kept.setdefault("steps", Replays(pure, TRACES.add))
+    step.call = pure  # this call's fn (a trace made from an earlier one is the same program)
     values = tuple(v.value for v in variables)
     carry, ys = init, []
     with torch.no_grad():
         for i in range(int(xs.shape[0])):
-            carry, y = step(None, True, (values, carry, xs[i]))
+            carry, y = step(shape, True, (values, carry, xs[i]))
             ys.append(y)
     return carry, torch.stack(ys)
