@@ -10,8 +10,9 @@ This family is the Keras-RNN adapter in front of the streaming engine of
 comparison with a full pass and its wording). The files, each importing only
 those above it in this list: :mod:`.run` (the two models of a check, the
 streamed run through the engine or an in-graph loop, the full-sequence
-reference); :mod:`.diagnose` (first differing layer, layers that cannot stream,
-hints on a user's streaming copy, the float64 verdict); :mod:`.restored` (what a
+reference); :mod:`.hints` (what is wrong with a user's streaming copy);
+:mod:`.diagnose` (first differing layer, layers that cannot stream,
+the hints of :mod:`.hints`, the float64 verdict); :mod:`.restored` (what a
 stream's save and load lost); :mod:`.check` (the assertion, its argument checks and the
 repeat and independence checks); :mod:`.resume` (a stream interrupted, saved,
 loaded and continued against the uninterrupted one).

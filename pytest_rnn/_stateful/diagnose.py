@@ -3,7 +3,7 @@
 :func:`_diagnose` names the first top-level layer whose streamed output
 differs (:func:`_first_differing_layer`, streamed as the check streams, in one
 compiled call per run where the backend allows) or else the layers that cannot stream (:func:`_hazards`),
-what is wrong with a user's own streaming copy (:func:`_user_copy_hints`), and
+what is wrong with a user's own streaming copy (:mod:`.hints`), and
 whether a float64 re-run calls the difference rounding or logic
 (:func:`_float64_verdict`). :func:`_cannot_stream` is the report for a model
 Keras refused to copy or feed.
@@ -21,6 +21,7 @@ from pytest_rnn._core import compare as _compare
 from pytest_rnn._core import text as _text
 from pytest_rnn._core.stream import ChunkSchedule, chunk_pieces, compare_runs, join
 from pytest_rnn._core.validate import Batch
+from pytest_rnn._stateful.hints import _user_copy_hints
 from pytest_rnn._stateful.run import _reference, _Setup, _stream
 
 #: A float64 re-run whose greatest difference is below this share of the
@@ -137,45 +138,6 @@ def _diagnose(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> l
         lines.extend(f"  {hint}" for hint in _user_copy_hints(model, stateful_model))
     lines.append(f"  {_float64_verdict(case, mismatches)}")
     return lines
-
-
-def _user_copy_hints(model: Any, stateful_model: Any) -> list[str]:
-    """What is wrong with a user's streaming copy that pytest-rnn can see directly."""
-    hints = []
-    rnns = K.rnn_layers(stateful_model)
-    if not rnns:
-        hints.append("stateful_model has no RNN layer")
-    for path, layer in rnns:
-        if not layer.stateful:
-            hints.append(
-                f"stateful_model layer '{path}' ({K.describe_layer(layer)}) has stateful=False: "
-                "its state starts from zeros at every chunk"
-            )
-    ours, theirs = model.weights, stateful_model.weights
-    if len(ours) != len(theirs) or any(
-        tuple(a.shape) != tuple(b.shape) for a, b in zip(ours, theirs)
-    ):
-        hints.append(
-            f"stateful_model's variables ({len(theirs)}) do not match model's ({len(ours)}): "
-            "not the same architecture"
-        )
-        return hints
-    for a, b in zip(ours, theirs):
-        diff = float(
-            np.max(
-                np.abs(
-                    np.asarray(K.to_numpy(a), np.float64) - np.asarray(K.to_numpy(b), np.float64)
-                ),
-                initial=0.0,
-            )
-        )
-        if diff > 0:
-            hints.append(
-                f"stateful_model's weights are not model's: '{b.path}' differs from '{a.path}' by up to "
-                f"{_compare.format_value(diff)}; copy them with stateful_model.set_weights(model.get_weights())"
-            )
-            break
-    return hints
 
 
 def _float64_verdict(case: _Case, mismatches: list[tuple[int, _compare.Mismatch]]) -> str:
