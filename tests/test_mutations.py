@@ -114,7 +114,10 @@ def go_backwards(spec: SequenceModel, x: np.ndarray) -> list[Any]:
 
 
 def time_normalisation(spec: SequenceModel, x: np.ndarray) -> list[Any]:
-    norm = LayerSpec.of("LayerNormalization", axis=1, center=False, scale=False)
+    # Keras 3.15 on torch hands axis=1 to F.layer_norm, which normalises the last axis (or
+    # raises); over time and features together is a trailing block it computes right.
+    axis: Any = [1, 2] if keras.backend.backend() == "torch" else 1
+    norm = LayerSpec.of("LayerNormalization", axis=axis, center=False, scale=False)
     return _streams_and_causal(
         spec.inserted(spec.first_recurrent, norm), x, "normalises over the time axis"
     )

@@ -441,7 +441,7 @@ def test_seq2seq_failure_writes_its_picture(report_dir: Path) -> None:
     enc = np.random.default_rng(2).normal(size=(3, 5, 2)).astype("float32")
 
     def start_fed_every_step(e: np.ndarray, start: np.ndarray) -> np.ndarray:
-        return np.asarray(train([e, np.repeat(start, 4, axis=1)]))
+        return keras.ops.convert_to_numpy(train([e, np.repeat(start, 4, axis=1)]))
 
     with pytest.raises(RNNAssertionError, match="does not reproduce the training") as error:
         pytest_rnn.assert_inference_matches_training(train, start_fed_every_step, enc)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
@@ -462,7 +463,7 @@ def test_built_models_take_the_drawn_inputs(data: st.DataObject) -> None:
     else:
         assert x.shape[2] == spec.features and x.dtype == np.dtype(spec.dtype)
     model = spec.build()
-    y = np.asarray(model(x))
+    y = keras.ops.convert_to_numpy(model(x))
     assert y.shape[0] == x.shape[0] and (y.ndim == 3) == spec.return_sequences
     assert y.dtype == np.dtype(spec.dtype)
     stream = spec.build(batch_size=1, stateful=True)
@@ -516,13 +517,15 @@ def test_built_encoder_decoders_fit_their_inputs(data: st.DataObject) -> None:
     assert dec.shape[1] == spec.decoder_steps
     assert (dec[:, 0] == spec.start).all()
     net = spec.build()
-    y = np.asarray(net.train([enc, dec]))
+    y = keras.ops.convert_to_numpy(net.train([enc, dec]))
     assert y.shape[:2] == (2, spec.decoder_steps)
     states = net.encoder_model(enc)
-    states = [np.asarray(a) for a in (states if isinstance(states, (list, tuple)) else [states])]
+    states = states if isinstance(states, (list, tuple)) else [states]
+    states = [keras.ops.convert_to_numpy(a) for a in states]
     assert len(states) == (2 if spec.cell == "LSTM" else 1)
     step = net.decoder_step_model([dec[:, :1], *states])
-    np.testing.assert_allclose(np.asarray(step[0])[:, 0], y[:, 0], rtol=1e-5, atol=1e-6)
+    first = keras.ops.convert_to_numpy(step[0])[:, 0]
+    np.testing.assert_allclose(first, y[:, 0], rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- invalid arguments

@@ -13,7 +13,8 @@ function                  TensorFlow              JAX                     torch
                                                   one trace per shape
 ``eager_call``            eager                   eager                   eager, ``no_grad``
 ``input_gradients``       ``tf.GradientTape``     ``jax.grad``            autograd
-``to_numpy``              ``.numpy()``            ``np.asarray``          ``.detach().cpu()``
+``to_numpy``              ``.numpy()``            ``np.asarray``          ``.detach().cpu()``;
+                                                                          bfloat16 via float32
 ========================  ======================  ======================  =====================
 
 Backend libraries are imported inside functions only (importing pytest_rnn
@@ -52,6 +53,7 @@ __all__ = [
     "stateless_values",
     "stateless_variables",
     "to_numpy",
+    "torch_numpy",
 ]
 
 
@@ -176,13 +178,29 @@ def to_numpy(value: Any) -> np.ndarray:
         value = value.value  # the backend's own tensor or variable
     library = type(value).__module__.split(".")[0]
     if library == "torch":
-        return np.asarray(value.detach().cpu().numpy())
+        return torch_numpy(value)
     if library == "tensorflow" and hasattr(value, "numpy"):
         return np.asarray(value.numpy())
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 _TENSOR_MODULES = ("tensorflow", "jax", "jaxlib", "torch", "keras")
+
+
+def torch_numpy(tensor: Any) -> np.ndarray:
+    """A torch tensor as a numpy array: detached, on CPU; bfloat16 as ``ml_dtypes``'s.
+
+    ``Tensor.numpy()`` refuses bfloat16; widening to float32 and back is exact.
+    """
+    import torch
+
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return tensor.float().numpy().astype(ml_dtypes.bfloat16)
+    return np.asarray(tensor.numpy())
+
 
 # Folders of code that is not the user's: numpy, pytest-rnn itself, Keras and the backends.
 _LIBRARY_DIRS = (
@@ -385,5 +403,5 @@ def input_gradients(
         if not total.requires_grad:
             return [None] * len(leaves)
         grads = torch.autograd.grad(total, tensors, allow_unused=True)
-        return [None if g is None else g.detach().cpu().numpy() for g in grads]
+        return [None if g is None else torch_numpy(g) for g in grads]
     return None

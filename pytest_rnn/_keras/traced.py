@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn._core.tree import flatten, map_structure
-from pytest_rnn._keras.backend import TRACES, stateless_values, stateless_variables
+from pytest_rnn._keras.backend import TRACES, stateless_values, stateless_variables, torch_numpy
 from pytest_rnn._keras.layers import state_variables, stateful_layers
 
 __all__ = [
@@ -204,7 +204,7 @@ def traced_stream(twin: Any, sequence: list[bool], count: Callable[[], None]) ->
             ]
         for var, value in zip(mutable, carry):
             var.assign(value)
-        return [t.detach().cpu().numpy() for t in joined]
+        return [torch_numpy(t) for t in joined]
 
     return run
 
