@@ -315,6 +315,22 @@ def test_float64_copies_compute_in_float64_inside_the_scope() -> None:
 
 
 @pytest.mark.backends
+def test_keras_means_of_float64_are_float64_inside_the_scope() -> None:
+    """Keras 3.15 promotes float64 to float32 in ops.mean/ops.var off TensorFlow; not in the scope."""
+    from keras.src.backend.common import dtypes
+
+    x = np.random.default_rng(0).normal(size=(4, 40, 8)) * 10
+    before = dict(dtypes.BIT64_TO_BIT32_DTYPE)
+    with K.float64_scope():
+        t = keras.ops.convert_to_tensor(x, "float64")
+        mean = keras.ops.convert_to_numpy(keras.ops.mean(t, axis=1))
+        var = keras.ops.convert_to_numpy(keras.ops.var(t, axis=1))
+    assert mean.dtype == var.dtype == np.float64
+    np.testing.assert_allclose(mean, x.mean(axis=1), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(var, x.var(axis=1), rtol=1e-13, atol=1e-13)
+    assert before == dtypes.BIT64_TO_BIT32_DTYPE  # put back
+
+
 @pytest.mark.backends
 def test_a_whole_stream_runs_in_one_compiled_loop_on_tensorflow_and_jax() -> None:
     """TensorFlow: any schedule; JAX: equal chunks and a shorter tail (uneven ones: ``None``)."""

@@ -356,9 +356,7 @@ class RoundingNoise(layers.Layer):
         return inputs + 0.2 * noise
 
 
-@pytest.mark.tensorflow_only(
-    "float64 triage is measured on TensorFlow (JAX: float64 runs as float32)"
-)
+@pytest.mark.backends
 def test_rounding_is_told_apart_from_logic(rng: np.random.Generator) -> None:
     model = keras.Sequential(
         [
@@ -370,9 +368,14 @@ def test_rounding_is_told_apart_from_logic(rng: np.random.Generator) -> None:
     )
     x = (rng.normal(size=(4, 40, FEATURES)) * 10).astype("float32")
     assert_stateful_equals_batch(model, x, chunks=7)  # default float32 tolerance: passes
-    with pytest.raises(RNNAssertionError) as info:
+    try:
         assert_stateful_equals_batch(model, x, chunks=7, rtol=0.0, atol=1e-9)
-    assert "-> float32 rounding, not logic" in str(info.value)
+    except RNNAssertionError as error:
+        # torch called this logic until the float64 re-run kept Keras's ops.mean in float64.
+        assert "-> float32 rounding, not logic" in str(error)
+    else:
+        assert keras.backend.backend() == "jax", "the strict check passed"
+        pytest.skip("JAX streams this model within 1e-9 of its full pass: no rounding to triage")
 
 
 # --------------------------------------------------------------------------- bad input

@@ -119,17 +119,43 @@ def float64_missing() -> str | None:
 def float64_scope() -> Iterator[None]:
     """float64 computed as float64 inside (JAX: x64 mode for the block, as it was after).
 
+    Keras 3.15's type promotion maps float64 to float32 on every backend but
+    TensorFlow (``BIT64_TO_BIT32_DTYPE``, after JAX's x64-off default), so on
+    JAX and torch ``ops.mean``, ``ops.var`` and the quantiles of a float64
+    tensor compute in float32: a float64 re-run would carry float32 rounding.
+    Inside the block that entry maps float64 to itself; it is put back after.
+
     TensorFlow's C++ graph optimizer logs ``Not handling type DT_DOUBLE`` to the
     process's stderr for every float64 graph it meets; :func:`_native_noise_dropped`
     keeps those lines out of the user's output.
     """
     jax = sys.modules.get("jax")
-    with _native_noise_dropped():
+    with _native_noise_dropped(), _float64_promoted():
         if name() == "jax" and jax is not None and hasattr(jax, "enable_x64"):
             with jax.enable_x64(True):
                 yield
         else:
             yield
+
+
+@contextlib.contextmanager
+def _float64_promoted() -> Iterator[None]:
+    """Keras's type promotion keeps float64 inside (see :func:`float64_scope`)."""
+    try:
+        from keras.src.backend.common import dtypes
+    except ImportError:  # a Keras without this module: nothing to undo
+        yield
+        return
+    table = getattr(dtypes, "BIT64_TO_BIT32_DTYPE", None)
+    if not isinstance(table, dict) or table.get("float64", "float64") == "float64":
+        yield
+        return
+    was = table["float64"]
+    table["float64"] = "float64"
+    try:
+        yield
+    finally:
+        table["float64"] = was
 
 
 #: TensorFlow C++ log lines a float64 re-run causes, dropped from stderr (nothing else is).
