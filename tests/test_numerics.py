@@ -221,5 +221,10 @@ def test_float32_rounding_is_called_rounding_not_logic() -> None:
     # The other direction of the triage: the generic LSTM kernel's last-bit
     # difference fails a zero tolerance and the float64 re-run calls it rounding.
     net = model("LSTM", recurrent_activation="hard_sigmoid")
-    with pytest.raises(pytest_rnn.RNNAssertionError, match="float32 rounding, not logic"):
+    try:
         pytest_rnn.assert_stateful_equals_batch(net, inputs(2, 20), rtol=0.0, atol=0.0)
+    except pytest_rnn.RNNAssertionError as error:
+        assert "float32 rounding, not logic" in str(error)
+    else:
+        assert keras.backend.backend() == "jax", "a zero tolerance passed"
+        pytest.skip("JAX streams this LSTM bit for bit: no rounding to triage")

@@ -875,14 +875,32 @@ CHARS = 6  # onehot_tutorial's decoder characters; character 0 is the start
 
 @pytest.fixture(scope="module")
 def chars() -> SimpleNamespace:
-    """onehot_tutorial, seeded, and encoder inputs for 6 samples."""
-    with kept():
-        keras.utils.set_random_seed(0)
-        train, models = onehot_tutorial()
-        _, broken = onehot_tutorial(bug="fresh-states")
+    """onehot_tutorial, seeded, and encoder inputs for 6 samples.
+
+    The first seed whose greedy decode is informative: fed back a step late, some
+    sample emits other characters (JAX's initial weights for seed 0 emit the start
+    character at every step, which no feedback bug can change).
+    """
     x = np.eye(5, dtype="float32")[np.random.default_rng(3).integers(0, 5, (6, 6))]
     start = np.eye(CHARS, dtype="float32")[0]
-    return SimpleNamespace(train=train, pair=models, broken=broken, x=x, start=start)
+    for seed in range(10):
+        with kept():
+            keras.utils.set_random_seed(seed)
+            train, models = onehot_tutorial()
+            _, broken = onehot_tutorial(bug="fresh-states")
+        if _lag_shows(models, x):
+            return SimpleNamespace(train=train, pair=models, broken=broken, x=x, start=start)
+    raise AssertionError("no seed in 0-9 gives onehot_tutorial an informative greedy decode")
+
+
+def _lag_shows(models: tuple[Any, Any], x: np.ndarray) -> bool:
+    """Whether feeding back a step late changes what some sample of ``x`` emits."""
+
+    def emitted(bug: str | None, i: int) -> list[int]:
+        outputs = decode_sequence_of(models, bug=bug)(x[i : i + 1])
+        return [int(np.argmax(o[0, -1])) for o in outputs]
+
+    return any(emitted(None, i) != emitted("lag", i) for i in range(len(x)))
 
 
 def decode_sequence_of(
