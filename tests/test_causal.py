@@ -256,6 +256,27 @@ def test_dependence_map_of_a_model(x: np.ndarray) -> None:
 # --------------------------------------------------------------------------- models
 
 
+@pytest.mark.backends
+def test_a_causal_check_compiles_one_input_shape(x: np.ndarray) -> None:
+    """The model is first called on the stacked copies, not on x alone: one trace, not two.
+
+    The failing check's per-layer probe is one more model, traced once too, and a
+    short sequence's grid of single-step copies one more shape. (JAX compiles per
+    input shape: a first call on x alone took 200 of a cold check's 450 ms.)
+    """
+    from pytest_rnn import _keras as K
+
+    causal = seq(layers.LSTM(4, return_sequences=True))
+    before = K.TRACES.count
+    assert_model_causal(causal, x)
+    assert K.TRACES.count - before <= 1  # torch does not trace at all
+    leaking = seq(layers.Conv1D(3, 3, padding="same"), layers.LSTM(4, return_sequences=True))
+    before = K.TRACES.count
+    with pytest.raises(RNNAssertionError, match="Conv1D padding='same' reads 1 future step"):
+        assert_model_causal(leaking, x)
+    assert K.TRACES.count - before <= 3  # the model, its per-layer probe, the grid
+
+
 LEAKS = [
     (lambda: [layers.Conv1D(4, 3, padding="same")], "conv1d", "padding='same' reads 1 future step"),
     (

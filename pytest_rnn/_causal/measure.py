@@ -183,6 +183,7 @@ class _ModelRun:
     probe: _Probe  # trials, seed and tolerance it is measured with
     paths: tuple[str, ...] = ()  # item paths of the picked outputs ("" for a single output)
     stride: int = 1  # input steps per output step of the model's time-strided layers (product)
+    first: list[np.ndarray] | None = None  # the picked outputs on ``stacked``, if one was given
 
 
 def _forward(model: Any, tree: Any) -> tuple[Callable[[Any], Any], Any]:
@@ -210,11 +211,17 @@ def _prepare_model(
     arg: str = "model",
     *,
     shorter: bool = False,
+    stacked: Any = None,
 ) -> _ModelRun:
     """Check ``model`` and pick its per-step outputs: ``(batch, steps, ...)`` leaves.
 
     ``shorter``: also outputs of rank >= 3 with fewer steps than ``x`` (a Conv1D
     with padding='valid'), compared index by index as Keras aligns them.
+    ``stacked``: the first perturbation call's input
+    (:func:`~pytest_rnn._core.perturb.first_call_input`), whose first rows are
+    ``batch``; the model is first called on it rather than on ``batch``, so a
+    backend compiling per shape compiles once, and its picked outputs are kept
+    in :attr:`_ModelRun.first` for :func:`~pytest_rnn._core.perturb.measure_each`.
     """
     K.check_model(model, arg)
     K.check_input_shapes(model, list(zip(batch.paths, batch.leaves)), "x")
@@ -228,8 +235,9 @@ def _prepare_model(
             )
         # A stateless twin answers the same question and leaves the user's states alone.
         run = K.clone(model, batch_size=None, stateful=False)
-    compiled, first = _forward(run, batch.tree)
-    outs = _tree.flatten(first)
+    compiled, first = _forward(run, batch.tree if stacked is None else stacked)
+    whole = _tree.flatten(first)
+    outs = whole if stacked is None else _reference_rows(whole, batch.batch, stacked)
 
     def per_step(i: int, leaf: Any) -> bool:
         shape = np.shape(leaf)
@@ -255,7 +263,20 @@ def _prepare_model(
 
     steps = min(int(np.shape(outs[i][1])[1]) for i in picks)
     paths = tuple(outs[i][0] for i in picks)
-    return _ModelRun(run, call, picks, tolerances, steps, probe, paths, K.time_stride(model))
+    kept = None if stacked is None else [np.asarray(whole[i][1]) for i in picks]
+    return _ModelRun(run, call, picks, tolerances, steps, probe, paths, K.time_stride(model), kept)
+
+
+def _reference_rows(outs: list[tuple[str, Any]], batch: int, stacked: Any) -> list[tuple[str, Any]]:
+    """The stacked call's outputs cut to the rows of the unperturbed copy (its first ``batch``).
+
+    A leaf without the stacked rows on its first axis is left whole.
+    """
+    rows = int(np.shape(_tree.flatten(stacked)[0][1])[0])
+    return [
+        (path, leaf[:batch] if np.ndim(leaf) >= 1 and np.shape(leaf)[0] == rows else leaf)
+        for path, leaf in outs
+    ]
 
 
 def _gradient_map(mr: _ModelRun, batch: Batch) -> np.ndarray | None:

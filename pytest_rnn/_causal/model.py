@@ -18,7 +18,7 @@ import numpy as np
 
 from pytest_rnn import _keras as K
 from pytest_rnn._causal.args import _check_sequences, _probe
-from pytest_rnn._causal.measure import _forward, _ModelRun, _prepare_model
+from pytest_rnn._causal.measure import _forward, _ModelRun, _prepare_model, _reference_rows
 from pytest_rnn._core import compare as _compare
 from pytest_rnn._core import perturb as _perturb
 from pytest_rnn._core import text as _text
@@ -82,8 +82,10 @@ def _localise(mr: _ModelRun, batch: Batch, mask: Any, donor: Any) -> list[str]:
     if not tensors:
         return []
     probe = K.tensors_model(inputs, [kt for _, _, kt in tensors])
-    compiled, first = _forward(probe, batch.tree)
-    outs = [np.asarray(o) for _, o in _tree.flatten(first)]
+    stacked = _perturb.first_call_input(batch, mask, donor)
+    compiled, first = _forward(probe, stacked)
+    whole = _tree.flatten(first)
+    outs = [np.asarray(o) for _, o in _reference_rows(whole, batch.batch, stacked)]
     aligned = [
         j
         for j, o in enumerate(outs)
@@ -96,7 +98,8 @@ def _localise(mr: _ModelRun, batch: Batch, mask: Any, donor: Any) -> list[str]:
         got = _tree.flatten(compiled(tree))
         return [np.asarray(got[j][1]) for j in aligned]
 
-    each = _perturb.measure_each(call, batch, mask, donor, tols)
+    done = [np.asarray(whole[j][1]) for j in aligned]
+    each = _perturb.measure_each(call, batch, mask, donor, tols, first=done)
     leaks = {
         j: bool(_suffix_leaks(c, size, batch, mr.probe.trials, mr.stride).leak.any())
         for j, (c, size) in zip(aligned, each)
@@ -201,11 +204,13 @@ def assert_model_causal(
     trials = probe.trials
     batch = _check_sequences(x)
     with K.untouched():
-        mr = _prepare_model(model, batch, probe, shorter=True)
-        if batch.steps < 2:
+        if batch.steps < 2:  # nothing later to change; the model and x are still checked
+            _prepare_model(model, batch, probe, shorter=True)
             return None
         mask, donor = _perturb.suffix_plan(batch, trials, probe.rng())
-        each = _perturb.measure_each(mr.call, batch, mask, donor, mr.tolerances)
+        stacked = _perturb.first_call_input(batch, mask, donor)
+        mr = _prepare_model(model, batch, probe, shorter=True, stacked=stacked)
+        each = _perturb.measure_each(mr.call, batch, mask, donor, mr.tolerances, first=mr.first)
         leaking = [
             p
             for p, (c, s) in zip(mr.paths, each)
@@ -333,7 +338,7 @@ def _model_message(
         if f"{p.split('/')[-1]!r}" not in named
     ]
     if suspects:
-        shown = "; ".join(f"{p!r}: {r}" for p, r in suspects[:_text.MAX_LINES])
+        shown = "; ".join(f"{p!r}: {r}" for p, r in suspects[: _text.MAX_LINES])
         other = "other layers" if "first layer" in named else "layers"
         lines.append(f"  {other} that read later steps by their configuration: {shown}")
     lines.extend(grid)

@@ -30,6 +30,7 @@ __all__ = [
     "changed",
     "donors",
     "extremes",
+    "first_call_input",
     "measure",
     "measure_each",
     "merge",
@@ -191,12 +192,42 @@ def changed(out: np.ndarray, base: np.ndarray, tol: Tolerance) -> tuple[Any, Any
     return over, diff
 
 
+def _per_call(batch: Sequences, copies: int) -> int:
+    """Perturbed copies per call of :func:`measure_each` (each call adds the reference)."""
+    return min(max(1, CHUNK_ELEMENTS // batch.per_copy() - 1), copies)
+
+
+def _call_input(
+    batch: Sequences, mask: np.ndarray, donor: np.ndarray, start: int, per_call: int
+) -> Any:
+    """The stacked input of the call that runs copies ``start..``: the reference copy first."""
+    n = min(start + per_call, mask.shape[0]) - start
+    m = np.zeros((1 + per_call, batch.batch, batch.steps), dtype=bool)
+    d = np.zeros((1 + per_call, batch.batch, batch.steps), dtype=np.int64)
+    m[1 : 1 + n], d[1 : 1 + n] = mask[start : start + n], donor[start : start + n]
+    return stack(batch, m, d)
+
+
+def first_call_input(batch: Sequences, mask: np.ndarray, donor: np.ndarray) -> Any:
+    """The stacked input of :func:`measure_each`'s first call; its first ``batch`` rows are ``batch``.
+
+    A caller that must run the model once before measuring (to see its outputs)
+    runs it on this and hands the outputs to :func:`measure_each` as ``first``:
+    one input shape for the backend to compile instead of two.
+    """
+    if mask.shape[0] == 0:
+        return batch.tree
+    return _call_input(batch, mask, donor, 0, _per_call(batch, mask.shape[0]))
+
+
 def measure_each(
     call: Caller,
     batch: Sequences,
     mask: np.ndarray,
     donor: np.ndarray,
     tolerances: list[Tolerance],
+    *,
+    first: list[np.ndarray] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run every perturbed copy; per output leaf ``(changed, change)``, ``(copies, batch, steps)``.
 
@@ -211,17 +242,18 @@ def measure_each(
         mask: bool ``(copies, batch, steps)``, from a plan.
         donor: int, same shape, from a plan.
         tolerances: one per output leaf of ``call``.
+        first: ``call``'s outputs on :func:`first_call_input`, already made (that
+            call is then not repeated).
     """
     copies = mask.shape[0]
-    per_call = min(max(1, CHUNK_ELEMENTS // batch.per_copy() - 1), copies)
+    per_call = _per_call(batch, copies)
     parts: list[list[tuple[np.ndarray, np.ndarray]]] = []
     for start in range(0, copies, per_call):
-        stop = min(start + per_call, copies)
-        n = stop - start
-        m = np.zeros((1 + per_call, batch.batch, batch.steps), dtype=bool)
-        d = np.zeros((1 + per_call, batch.batch, batch.steps), dtype=np.int64)
-        m[1 : 1 + n], d[1 : 1 + n] = mask[start:stop], donor[start:stop]
-        outs = call(stack(batch, m, d), 1 + per_call)
+        n = min(start + per_call, copies) - start
+        if start == 0 and first is not None:
+            outs = first
+        else:
+            outs = call(_call_input(batch, mask, donor, start, per_call), 1 + per_call)
         got = []
         for out, tol in zip(outs, tolerances):
             o = out.reshape(1 + per_call, batch.batch, *out.shape[1:])
