@@ -140,6 +140,33 @@ def test_model_that_sees_the_future_may_have_future_labels(x: np.ndarray) -> Non
         assert_labels_causal(centred, x, model=seq(layers.LSTM(3, return_sequences=True)))
 
 
+@pytest.mark.backends
+def test_a_warm_labels_check_with_an_rnn_model_compiles_nothing(x: np.ndarray) -> None:
+    """JAX: the model's input gradients are jitted once per shape and kept.
+
+    An eager ``jax.grad`` compiled the LSTM's scan again at every check (0.3 of
+    a warm check's 0.77 s).
+    """
+    if keras.backend.backend() != "jax":
+        pytest.skip("TensorFlow and torch take the input gradients eagerly: nothing compiles")
+    import jax.monitoring
+
+    model = seq(layers.LSTM(4, return_sequences=True))
+    assert_labels_causal(cumsum_labels, x, model=model)
+    compiles: list[str] = []
+
+    def seen(event: str, duration: float, **_: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(seen)
+    try:
+        assert_labels_causal(cumsum_labels, x, model=model)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(seen)
+    assert compiles == []
+
+
 def test_labels_from_the_first_step_with_a_per_step_model(x: np.ndarray) -> None:
     def first(x: np.ndarray) -> np.ndarray:
         return np.repeat(x[:, :1, 0], x.shape[1], axis=1)

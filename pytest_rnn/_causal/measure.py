@@ -314,6 +314,7 @@ def _gradient_map(mr: _ModelRun, batch: Batch) -> np.ndarray | None:
                 [np.concatenate([leaf] * n) for leaf in batch.leaves],
                 lambda leaves: _tree.rebuild(batch.tree, leaves),
                 weigh,
+                kept=_GRADIENTS.of(mr.run),
             )
             if grads is None or all(g is None for g in grads):
                 return None
@@ -325,6 +326,10 @@ def _gradient_map(mr: _ModelRun, batch: Batch) -> np.ndarray | None:
     except Exception:
         return None
     return result
+
+
+# model -> its compiled input gradients, one per input shape (weak keys).
+_GRADIENTS = K.ModelCache()
 
 
 def _model_map(mr: _ModelRun, batch: Batch) -> tuple[np.ndarray, str]:

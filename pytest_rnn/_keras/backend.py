@@ -12,7 +12,7 @@ function                  TensorFlow              JAX                     torch
                                                   states written back;
                                                   one trace per shape
 ``eager_call``            eager                   eager                   eager, ``no_grad``
-``input_gradients``       ``tf.GradientTape``     ``jax.grad``            autograd
+``input_gradients``       ``tf.GradientTape``     ``jax.jit(jax.grad)``   autograd
 ``to_numpy``              ``.numpy()``            ``np.asarray``          ``.detach().cpu()``;
                                                                           bfloat16 via float32
 ========================  ======================  ======================  =====================
@@ -55,7 +55,6 @@ __all__ = [
     "to_numpy",
     "torch_numpy",
 ]
-
 
 
 def own_tf_function(body: Any, **kwargs: Any) -> Any:
@@ -303,9 +302,7 @@ def _tf_call(
     if static:
         fn = own_tf_function(body)
     else:
-        fn = own_tf_function(
-            body, input_signature=[map_structure(spec, x)], reduce_retracing=True
-        )
+        fn = own_tf_function(body, input_signature=[map_structure(spec, x)], reduce_retracing=True)
 
     def call(inputs: Any) -> Any:
         out = fn(map_structure(tf.convert_to_tensor, inputs))
@@ -377,6 +374,7 @@ def input_gradients(
     leaves: list[np.ndarray],
     rebuild: Callable[[list[Any]], Any],
     weigh: Callable[[int, tuple[int, ...]], np.ndarray | None],
+    kept: dict[Any, Any] | None = None,
 ) -> list[np.ndarray | None] | None:
     """Gradients of ``sum_i sum(out_i * weigh(i, out_i.shape))`` with respect to ``leaves``.
 
@@ -384,8 +382,25 @@ def input_gradients(
     ``weigh`` returns the weights of flat output ``i`` (``None``: left out),
     and is called in output order. One array per leaf (``None`` where the
     output does not depend on it), or ``None`` if the backend gives none.
+
+    JAX compiles the gradient (``jax.jit`` of ``jax.grad`` over a stateless
+    call, the weights its arguments), one trace per input shape, kept in
+    ``kept`` (the caller's per-model dict, see ``ModelCache``) for the next
+    call: an eager ``jax.grad`` of a Keras RNN compiles its scan again at every
+    call (0.3 s for an LSTM). TensorFlow (``GradientTape``) and torch
+    (autograd) run eagerly: a compiled gradient's trace costs TensorFlow more
+    than the eager pass it saves on a first call.
     """
     backend = name()
+    if backend == "jax":
+        kept = {} if kept is None else kept
+        structure = map_structure(lambda _: None, rebuild(list(leaves)))
+        key = ("gradients", repr(structure), tuple((a.shape, a.dtype.str) for a in leaves))
+        if key not in kept:
+            kept[key] = _jax_gradients(weakref.ref(model), leaves, rebuild)
+        shapes, gradients = kept[key]
+        weights = [weigh(i, shape) for i, shape in enumerate(shapes)]
+        return gradients(leaves, rebuild, weights)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -401,21 +416,6 @@ def input_gradients(
                     total += tf.cast(tf.reduce_sum(o * tf.constant(w, dtype=o.dtype)), tf.float64)
         grads = tape.gradient(total, tensors)
         return [None if g is None else np.asarray(g.numpy()) for g in grads]
-    if backend == "jax":
-        import jax
-        import jax.numpy as jnp
-
-        def total_of(values: list[Any]) -> Any:
-            out = flatten(model(rebuild(values), training=False))
-            total = jnp.zeros((), jnp.float32)
-            for i, (_, o) in enumerate(out):
-                w = weigh(i, tuple(o.shape))
-                if w is not None:
-                    total = total + jnp.sum(o * jnp.asarray(w, o.dtype)).astype(jnp.float32)
-            return total
-
-        grads = jax.grad(total_of)([jnp.asarray(leaf) for leaf in leaves])
-        return [np.asarray(g) for g in grads]
     if backend == "torch":
         import torch
 
@@ -431,3 +431,56 @@ def input_gradients(
         grads = torch.autograd.grad(total, tensors, allow_unused=True)
         return [None if g is None else torch_numpy(g) for g in grads]
     return None
+
+
+#: ``(leaves, rebuild, weights) -> gradients``: a compiled gradient, its ``rebuild`` read at trace time.
+_Gradients = Callable[[list[np.ndarray], Callable[[list[Any]], Any], list[Any]], list[Any]]
+
+
+def _jax_gradients(
+    ref: weakref.ref[Any], leaves: list[np.ndarray], rebuild: Callable[[list[Any]], Any]
+) -> tuple[list[tuple[int, ...]], _Gradients]:
+    """JAX: the output shapes on ``leaves``, and ``jax.jit(jax.grad(...))`` over a stateless call."""
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    holder: dict[str, Any] = {"rebuild": rebuild}
+
+    def outputs(inputs: list[Any], values: list[Any], written: list[Any]) -> list[Any]:
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        every, mutable = stateless_variables(m)
+        mapping = list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
+        with keras.StatelessScope(state_mapping=mapping):
+            return [o for _, o in flatten(m(holder["rebuild"](inputs), training=False))]
+
+    def total(inputs: list[Any], weights: list[Any], values: list[Any], written: list[Any]) -> Any:
+        TRACES.add()
+        out = outputs(inputs, values, written)
+        result = jnp.zeros((), jnp.float32)
+        for o, w in zip(out, weights):
+            if w is not None:
+                result = result + jnp.sum(o * w.astype(o.dtype)).astype(jnp.float32)
+        return result
+
+    m = ref()
+    assert m is not None, "model was garbage-collected while in use"
+    values, written, _ = stateless_values(m)
+    arrays = [jnp.asarray(a) for a in leaves]
+    shapes = [tuple(o.shape) for o in jax.eval_shape(outputs, arrays, values, written)]
+    holder.clear()
+    fn = jax.jit(jax.grad(total))
+
+    def gradients(leaves: list[np.ndarray], rebuild: Any, weights: list[Any]) -> list[Any]:
+        m = ref()
+        assert m is not None, "model was garbage-collected while in use"
+        values, written, _ = stateless_values(m)
+        holder["rebuild"] = rebuild
+        try:
+            grads = fn([jnp.asarray(a) for a in leaves], weights, values, written)
+        finally:
+            holder.clear()
+        return [np.asarray(g) for g in grads]
+
+    return shapes, gradients
