@@ -8,7 +8,8 @@ functions only, so importing pytest_rnn does not pay for TensorFlow.
 
 Floors, each importing only those below it: :mod:`.layers` (walks,
 descriptions, model checks) at the bottom; :mod:`.backend` (compiled calls,
-gradients, guards, the trace counter); :mod:`.loops`, :mod:`.timing`,
+numpy conversion, float64, the trace counter); :mod:`.gradients` (input
+gradients), :mod:`.loops`, :mod:`.timing`,
 :mod:`.states`, :mod:`.saving`, :mod:`.calls`, :mod:`.switches`, :mod:`.twins`; :mod:`.guards` on top.
 """
 
@@ -24,7 +25,6 @@ from pytest_rnn._keras.backend import TRACES as TRACES
 from pytest_rnn._keras.backend import eager_call as eager_call
 from pytest_rnn._keras.backend import float64_missing as float64_missing
 from pytest_rnn._keras.backend import float64_scope as float64_scope
-from pytest_rnn._keras.backend import input_gradients as input_gradients
 from pytest_rnn._keras.backend import is_library_file as is_library_file
 from pytest_rnn._keras.backend import name as backend_name
 from pytest_rnn._keras.backend import to_numpy as to_numpy
@@ -35,6 +35,7 @@ from pytest_rnn._keras.datasets import datasets_fitted as datasets_fitted
 from pytest_rnn._keras.datasets import is_dataset as is_dataset
 from pytest_rnn._keras.everystep import acts_per_step as acts_per_step
 from pytest_rnn._keras.everystep import reads_past_only as reads_past_only
+from pytest_rnn._keras.gradients import input_gradients as input_gradients
 from pytest_rnn._keras.guards import keras_globals_kept as keras_globals_kept
 from pytest_rnn._keras.guards import seed_keras as seed_keras
 from pytest_rnn._keras.guards import set_name_counters as set_name_counters
