@@ -508,6 +508,64 @@ print("RESULT " + json.dumps({"shrink_s": end - calls[0][0], "failures": len(cal
 """
 
 
+FIRST_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[1] + "/benchmarks")
+import keras, numpy as np
+import run
+from pytest_rnn._causal import assert_model_causal
+from pytest_rnn._stateful import assert_stateful_equals_batch
+
+def first(check):
+    start = time.perf_counter()
+    check()
+    return time.perf_counter() - start
+
+# A suite's first test pays the imports and the backend's start-up once; the
+# keys are what each later test pays for a model of its own.
+run.seed_everything()
+warm = keras.Sequential([keras.Input((None, 2)), keras.layers.GRU(4), keras.layers.Dense(1)])
+assert_stateful_equals_batch(warm, np.zeros((2, 5, 2), "float32"), chunks=1)
+rng = np.random.default_rng(0)
+out = {}
+x = rng.uniform(-1, 1, (4, 100, 3)).astype("float32")
+out["first_stateful_s"] = first(lambda: assert_stateful_equals_batch(run.last_step_model(), x, chunks=1))
+x = rng.uniform(-1, 1, (8, 64, 3)).astype("float32")
+out["first_causal_s"] = first(lambda: assert_model_causal(run.sequence_model(), x))
+try:
+    import keras_hub
+except ImportError:
+    keras_hub = None
+if keras_hub is not None:
+    from pytest_rnn._cached import assert_cached_decoding_matches_full
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=50, num_layers=2, num_heads=2,
+        hidden_dim=32, intermediate_dim=64, max_sequence_length=32)
+    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    tokens = rng.integers(1, 50, size=(3, 16)).astype("int32")
+    out["first_cached_tiny_s"] = first(lambda: assert_cached_decoding_matches_full(lm, tokens))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def bench_first_calls() -> dict[str, float]:
+    """First calls on new models in a fresh interpreter, after one warm-up check.
+
+    What each test of a suite pays when it builds a model of its own and
+    checks it once: the copies, traces and compiles for that model, not the
+    imports (paid by the warm-up on another model).
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", FIRST_CHILD, str(ROOT)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+        raise RuntimeError("the first-call benchmark failed")
+    return dict(json.loads(lines[-1][len("RESULT ") :]))
+
+
 def bench_shrink() -> dict[str, Any]:
     """Seconds from the first failure of the README's @given pattern to its shrunk report."""
     proc = subprocess.run(
@@ -655,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-cached", action="store_true", help="skip the KerasHub cached-decoding figures"
     )
+    parser.add_argument(
+        "--skip-first-calls", action="store_true", help="skip the first calls on new models"
+    )
     args = parser.parse_args(argv)
     if not args.single:
         backends = args.backends.split(",") if args.backends else installed_backends()
@@ -662,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         passthrough += ["--skip-hypothesis"] * args.skip_hypothesis
         passthrough += ["--skip-scaling"] * args.skip_scaling
         passthrough += ["--skip-cached"] * args.skip_cached
+        passthrough += ["--skip-first-calls"] * args.skip_first_calls
         results = run_backends(backends, passthrough)
         print_side_by_side(results)
         if args.json:
@@ -701,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
             f"shrink: {shrink['failures']} failing calls, shrunk to shape {shrink['shape']}, "
             f"chunks {shrink['chunks']}"
         )
+    if not args.skip_first_calls:
+        figures.update(bench_first_calls())
     rows = [] if args.skip_scaling else bench_scaling(args.repeats)
 
     print()

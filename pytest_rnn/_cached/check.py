@@ -161,6 +161,12 @@ def _check(
             )
             if found:
                 loop_lines = _loop_lines(case, found, agrees=not mismatches)
+                loop_lines += float32_lines(
+                    case,
+                    found,
+                    strict=rtol is not None,
+                    rerun=lambda copy: _loop_logits(copy, case),
+                )
                 drawn.append(_drawn("generation loop", loop.logits, reference, tolerance, compared))
     if not drawn:
         return None, None
@@ -205,6 +211,12 @@ def _loop_lines(case: Case, found: list[tuple[int, Mismatch]], agrees: bool) -> 
             "passes or the token it feeds"
         )
     return lines
+
+
+def _loop_logits(model: K.CachedLM, case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """The generation loop's logits on ``model`` and where they are compared."""
+    loop = generation(model, case.inputs, case.schedule)
+    return loop.logits, case.valid & loop.computed
 
 
 def _drawn(

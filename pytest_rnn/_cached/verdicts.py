@@ -11,6 +11,8 @@ model in float32 to tell rounding from logic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from pytest_rnn import _keras as K
@@ -137,11 +139,18 @@ def padding_lines(case: Case) -> list[str]:
     return lines or ["  padding: neither run reads the padded tokens at real ones"]
 
 
-def float32_lines(case: Case, mismatches: list[tuple[int, Mismatch]], strict: bool) -> list[str]:
+def float32_lines(
+    case: Case,
+    mismatches: list[tuple[int, Mismatch]],
+    strict: bool,
+    rerun: Callable[[K.CachedLM], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> list[str]:
     """For a float16/bfloat16 model: does the mismatch persist in a float32 copy?
 
     ``strict``: the user gave rtol/atol, which the re-run keeps; else it uses
-    float32's default tolerance.
+    float32's default tolerance. ``rerun(copy)``: the logits the mismatching
+    run computes on the float32 copy, and where they are compared (default:
+    the chunk-by-chunk cached run, at the real tokens).
     """
     model = case.model
     if model.dtype not in HALF:
@@ -150,14 +159,17 @@ def float32_lines(case: Case, mismatches: list[tuple[int, Mismatch]], strict: bo
         with K.keras_globals_kept():  # building the copy moves Keras's name counters and seeds
             copy = model.float32_copy()
         reference = copy.full(case.tokens, case.mask)
-        cached, _ = cached_run(copy, case.inputs, case.schedule)
+        if rerun is None:
+            cached, compared = cached_run(copy, case.inputs, case.schedule)[0], case.valid
+        else:
+            cached, compared = rerun(copy)
     except Exception as error:  # advice only: never hide the real failure behind it
         return [
             f"  float32 re-run: not possible ({error_line(error)}); {model.dtype} rounding and "
             "logic are not told apart"
         ]
     tolerance = case.tolerance if strict else resolve_tolerance(None, None, "float32")
-    still = compare_runs([cached], [reference], [tolerance], [True], case.valid, case.schedule)
+    still = compare_runs([cached], [reference], [tolerance], [True], compared, case.schedule)
     worst = max(m.max_abs for _, m in mismatches)
     if still:
         p, _, m = first_step(still)
