@@ -529,10 +529,10 @@ warm = keras.Sequential([keras.Input((None, 2)), keras.layers.GRU(4), keras.laye
 assert_stateful_equals_batch(warm, np.zeros((2, 5, 2), "float32"), chunks=1)
 rng = np.random.default_rng(0)
 out = {}
-x = rng.uniform(-1, 1, (4, 100, 3)).astype("float32")
-out["first_stateful_s"] = first(lambda: assert_stateful_equals_batch(run.last_step_model(), x, chunks=1))
-x = rng.uniform(-1, 1, (8, 64, 3)).astype("float32")
-out["first_causal_s"] = first(lambda: assert_model_causal(run.sequence_model(), x))
+x, model = rng.uniform(-1, 1, (4, 100, 3)).astype("float32"), run.last_step_model()
+out["first_stateful_s"] = first(lambda: assert_stateful_equals_batch(model, x, chunks=1))
+x, model = rng.uniform(-1, 1, (8, 64, 3)).astype("float32"), run.sequence_model()
+out["first_causal_s"] = first(lambda: assert_model_causal(model, x))
 try:
     import keras_hub
 except ImportError:

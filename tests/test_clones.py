@@ -418,6 +418,17 @@ def test_a_copy_starts_from_zeros_and_ends_with_the_models_weights(
     Every weight is assigned from the model right after, so none is read.
     """
     model = seq(L.LSTM(8, return_sequences=True), L.GRU(4), L.Dense(2))
+    drawn = _initializers_drawn(monkeypatch)
+    copy = K.clone(model, batch_size=None, stateful=False)
+    assert drawn == []
+    for a, b in zip(model.weights, copy.weights):
+        np.testing.assert_array_equal(numpy_value(a), numpy_value(b))
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    np.testing.assert_array_equal(K.eager_call(model, x), K.eager_call(copy, x))
+
+
+def _initializers_drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the random initializers called from now on (the list fills as they are)."""
     drawn: list[str] = []
     for cls in (keras.initializers.Orthogonal, keras.initializers.GlorotUniform):
         original = cls.__call__
@@ -427,9 +438,21 @@ def test_a_copy_starts_from_zeros_and_ends_with_the_models_weights(
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(cls, "__call__", counted)
-    copy = K.clone(model, batch_size=None, stateful=False)
-    assert drawn == []
-    for a, b in zip(model.weights, copy.weights):
-        np.testing.assert_array_equal(numpy_value(a), numpy_value(b))
+    return drawn
+
+
+@pytest.mark.parametrize(
+    "front", [[], [L.Conv1D(4, 3, padding="same")]], ids=["every-step", "lookahead"]
+)
+def test_an_every_step_copy_starts_from_zeros_too(
+    monkeypatch: pytest.MonkeyPatch, front: list[Any]
+) -> None:
+    """The every-step reference's copies too (JAX: 4.5 of a first check's 7.5 s, on a slow CPU)."""
+    model = seq(*front, L.LSTM(8), L.Dense(2))
     x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
-    np.testing.assert_array_equal(K.eager_call(model, x), K.eager_call(copy, x))
+    want = np.stack([K.eager_call(model, x[:, :t]) for t in range(1, 6)], axis=1)
+    drawn = _initializers_drawn(monkeypatch)
+    copy = K.every_step_copy(model)
+    assert copy is not None
+    assert drawn == []
+    np.testing.assert_allclose(K.eager_call(copy, x), want, rtol=1e-6, atol=1e-6)

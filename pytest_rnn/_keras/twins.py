@@ -85,6 +85,13 @@ def _zero_initialised(cfg: Any) -> Any:
     }  # fmt: skip
 
 
+def _built_like(layer: Any, cfg: Any) -> Any:
+    """``type(layer).from_config(cfg)``, zero-initialised where the layer is one of Keras's own."""
+    if type(layer).__module__.startswith("keras."):
+        cfg = _zero_initialised(cfg)
+    return layer.__class__.from_config(cfg)
+
+
 def _new_inputs(model: Any, batch_size: int | None, dtype: str | None, free_time: bool) -> Any:
     """Fresh inputs in the structure of ``model.input``: a dict keeps its keys, a nested list its nesting."""
     keras = keras_module()
@@ -347,7 +354,7 @@ def every_step_copy(model: Any) -> Any:
                 cfg = layer.get_config()
                 if layer is last:
                     cfg = {**cfg, "return_sequences": True}
-                return layer.__class__.from_config(cfg)
+                return _built_like(layer, cfg)
 
             try:
                 with kept():
@@ -369,7 +376,9 @@ def every_step_copy(model: Any) -> Any:
 def _synced_clone(model: Any) -> Any:
     """A clone of ``model`` with its weights and the layer state that is not a weight."""
     with kept():
-        copy = keras_module().models.clone_model(model)
+        copy = keras_module().models.clone_model(
+            model, clone_function=lambda layer: _built_like(layer, layer.get_config())
+        )
     copy_weights(model, copy)
     _carry_states(model, copy)
     return copy
