@@ -85,11 +85,14 @@ def _zero_initialised(cfg: Any) -> Any:
     }  # fmt: skip
 
 
+def _keras_own(layer: Any) -> bool:
+    """Whether ``layer`` is one of Keras's own classes (its config's initializers build weights only)."""
+    return type(layer).__module__.startswith("keras.")
+
+
 def _built_like(layer: Any, cfg: Any) -> Any:
     """``type(layer).from_config(cfg)``, zero-initialised where the layer is one of Keras's own."""
-    if type(layer).__module__.startswith("keras."):
-        cfg = _zero_initialised(cfg)
-    return layer.__class__.from_config(cfg)
+    return layer.__class__.from_config(_zero_initialised(cfg) if _keras_own(layer) else cfg)
 
 
 def _new_inputs(model: Any, batch_size: int | None, dtype: str | None, free_time: bool) -> Any:
@@ -138,7 +141,7 @@ def _rebuild(layer: Any, overrides: dict[str, Any]) -> Any:
             dtype=overrides.get("dtype") or layer.dtype_policy,
         )
     cfg = _patch_config(layer.get_config(), **overrides)
-    if type(layer).__module__.startswith("keras."):
+    if _keras_own(layer):
         cfg = _zero_initialised(cfg)
     wrapper = keras.layers.Wrapper
     if (
