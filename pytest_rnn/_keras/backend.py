@@ -1,4 +1,4 @@
-"""Backend adapter: the only module that knows TensorFlow, JAX or torch.
+"""Backend adapter: compiled calls, numpy conversion and float64, per backend.
 
 Keras 3 fixes its backend at the first ``import keras``; everything pytest-rnn
 does differently per backend is here, behind a handful of functions that
@@ -18,7 +18,8 @@ function                  TensorFlow              JAX                     torch
 
 Backend libraries are imported inside functions only (importing pytest_rnn
 stays light). The backends' global switches (precision, determinism, seeds)
-live in :mod:`pytest_rnn._keras.switches`, the TensorFlow in-graph loops in
+live in :mod:`pytest_rnn._keras.switches`, the input gradients in
+:mod:`pytest_rnn._keras.gradients`, the in-graph loops in
 :mod:`pytest_rnn._keras.loops`; every trace of a compiled caller or loop is
 counted in :data:`TRACES`.
 """
