@@ -49,6 +49,7 @@ __all__ = [
     "is_library_file",
     "name",
     "own_tf_function",
+    "state_mapping",
     "stateless_values",
     "stateless_variables",
     "to_numpy",
@@ -336,6 +337,14 @@ def stateless_values(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
     return [v.value for v in every if v.trainable], [v.value for v in mutable], mutable
 
 
+def state_mapping(model: Any, values: list[Any], written: list[Any]) -> list[tuple[Any, Any]]:
+    """``keras.StatelessScope``'s mapping: each of ``model``'s variables to its value in a
+    stateless call (``values``: the trainable ones, ``written``: the rest, as
+    :func:`stateless_values` gives them)."""
+    every, mutable = stateless_variables(model)
+    return list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
+
+
 def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any], Any]:
     import jax
     import keras
@@ -344,9 +353,8 @@ def _jax_call(ref: weakref.ref[Any], count: Callable[[], None]) -> Callable[[Any
         count()
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = stateless_variables(m)
-        mapping = list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
+        mutable = stateless_variables(m)[1]
+        with keras.StatelessScope(state_mapping=state_mapping(m, values, written)) as scope:
             out = m(inputs, training=False)
             new = [scope.get_current_value(v) for v in mutable]
         return out, new

@@ -24,8 +24,8 @@ from pytest_rnn._core.tree import flatten, map_structure
 from pytest_rnn._keras.backend import (
     TRACES,
     name,
+    state_mapping,
     stateless_values,
-    stateless_variables,
     torch_numpy,
 )
 
@@ -113,9 +113,7 @@ def _jax_gradients(
     def outputs(inputs: list[Any], values: list[Any], written: list[Any]) -> list[Any]:
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
-        every, mutable = stateless_variables(m)
-        mapping = list(zip([v for v in every if v.trainable], values)) + list(zip(mutable, written))
-        with keras.StatelessScope(state_mapping=mapping):
+        with keras.StatelessScope(state_mapping=state_mapping(m, values, written)):
             return [o for _, o in flatten(m(holder["rebuild"](inputs), training=False))]
 
     def total(inputs: list[Any], weights: list[Any], values: list[Any], written: list[Any]) -> Any:
