@@ -712,8 +712,8 @@ def test_what_keras_cannot_fit_on_a_backend_is_said(
         return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check()
-        check()  # said once per process
+        for _ in range(2 if backend == "jax" else 1):  # said once per process
+            check()
     said = [str(w.message) for w in caught if "all-zero states after fit()" in str(w.message)]
     if backend == "jax":
         assert len(said) == 1

@@ -1,12 +1,14 @@
 """End-to-end tests of the pytest plugin: real pytest sessions run with ``pytester``.
 
-Sessions that only read options run in-process (fast). Sessions that import
-TensorFlow, or that need a fresh Hypothesis profile, run in a subprocess; those
-are few, and each generated file holds several cases.
+Sessions run in-process (fast: a subprocess pays about 8 CPU-seconds to import
+TensorFlow, which this process has imported already) unless they need a fresh
+Hypothesis profile; those are few, and each generated file holds several cases.
+The xdist session is in tests/test_report.py.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -394,7 +396,7 @@ def test_users_own_hypothesis_profile_wins(
     result.assert_outcomes(passed=1, failed=1)  # the user's 100 ms deadline applies
 
 
-# --- fixtures and assertions in user test files (subprocess: TensorFlow) -----------
+# --- fixtures and assertions in user test files ------------------------------------
 
 PREAMBLE = """
 import os
@@ -483,16 +485,6 @@ def test_7_clean_session_clears_after_the_test():
 """
 )
 
-SEED_7_TEST = (
-    PREAMBLE
-    + """
-def test_seed_reaches_worker(rnn_seed):
-    assert rnn_seed == 7
-    assert np.random.rand() == np.random.RandomState(7).rand()
-"""
-)
-
-
 def check_user_tests(result: pytest.RunResult) -> None:
     """The correct model passes; the broken one fails with the time-aware report."""
     result.stdout.fnmatch_lines(["FAILED test_user.py::test_broken_model_streams - *"])
@@ -509,23 +501,32 @@ def check_user_tests(result: pytest.RunResult) -> None:
     assert "FAILED test_user.py::test_correct_model_streams" not in result.stdout.str()
 
 
+@pytest.fixture
+def keras_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keras imported in this process, and os.environ put back after, for an in-process session.
+
+    pytester puts sys.modules back as it was when its fixture was set up: Keras
+    imported before that stays (a second TensorFlow import in one process aborts it). PREAMBLE writes
+    os.environ; conftest.py sets both variables, so recording their values is enough.
+    """
+    import keras  # noqa: F401
+
+    for name in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL"):
+        monkeypatch.setenv(name, os.environ[name])
+
+
+@pytest.mark.usefixtures("keras_here")  # before pytester's fixture: see keras_here
 def test_fixtures_and_user_files_serial(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS, test_fixtures=FIXTURE_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:randomly")  # the file's order matters
+    result = pytester.runpytest_inprocess("-p", "no:randomly")  # the file's order matters
     result.stdout.fnmatch_lines(["pytest-rnn: seed=0 (--rnn-seed), tolerances by dtype"])
     result.assert_outcomes(passed=8, failed=1)
     check_user_tests(result)
 
 
-def test_user_files_under_xdist(pytester: pytest.Pytester) -> None:
-    from models import assert_ran_on_workers  # imports Keras: not at this file's top
-
-    pytester.makepyfile(test_user=USER_TESTS, test_seed=SEED_7_TEST)
-    result = pytester.runpytest_subprocess("-n", "2", "--rnn-seed", "7")
-    result.stdout.fnmatch_lines(["pytest-rnn: seed=7 (--rnn-seed), tolerances by dtype"])
-    assert_ran_on_workers(result)
-    result.assert_outcomes(passed=2, failed=1)
-    check_user_tests(result)
+# Under xdist: tests/test_report.py's session runs a user file on two workers, with
+# --rnn-seed reaching them, the streaming failure's message, pictures and the summary
+# (one session: each xdist worker pays about 8 CPU-seconds to import TensorFlow).
 
 
 # --- the rnn_seed fixture under pytest-randomly, and the globals it puts back -------
@@ -557,12 +558,13 @@ def _draws(result: pytest.RunResult) -> tuple[str, str]:
     return draws[0].split("DRAWS ")[1], assertions[0].split("ASSERTIONS ")[1]
 
 
+@pytest.mark.usefixtures("keras_here")
 def test_rnn_seed_survives_pytest_randomly(pytester: pytest.Pytester) -> None:
     pytest.importorskip("pytest_randomly")  # in the `test` extra
     pytester.makepyfile(test_randomly=RANDOMLY_TESTS)
     runs = {}
     for seed, randomly_seed in [("0", "1"), ("0", "2"), ("5", "1")]:
-        result = pytester.runpytest_subprocess(
+        result = pytester.runpytest_inprocess(
             "-p", "randomly", f"--randomly-seed={randomly_seed}", "--rnn-seed", seed, "-s"
         )
         result.stdout.fnmatch_lines([f"Using --randomly-seed={randomly_seed}"])
@@ -662,6 +664,7 @@ def test_users_own_retracing_is_still_reported():
 """
 
 
+@pytest.mark.usefixtures("keras_here")
 def test_checking_many_models_logs_no_retracing_of_our_own_functions(
     pytester: pytest.Pytester,
 ) -> None:
@@ -671,7 +674,7 @@ def test_checking_many_models_logs_no_retracing_of_our_own_functions(
     # pytest-rnn internals.
     pytester.makepyfile(test_many=MANY_MODELS_TEST)
     live_log = ("-o", "log_cli=true", "--log-cli-level=WARNING")  # every log record shown
-    result = pytester.runpytest_subprocess("-s", "-p", "no:randomly", "-p", "no:xdist", *live_log)
+    result = pytester.runpytest_inprocess("-s", "-p", "no:randomly", "-p", "no:xdist", *live_log)
     result.assert_outcomes(passed=8)
     out = result.stdout.str() + result.stderr.str()
     assert "graph_stream" not in out and "_tf_call" not in out

@@ -4,8 +4,9 @@ The renderer is tested on payloads built by hand (no Keras). Each assertion
 family is then made to fail once on a small real model, in-process, with a
 report folder set: the picture is written, readable and not blank, and the
 message names it. Two pytester sessions run a user file end to end with
-exact summary counts: under ``-n 2`` (a subprocess) with the option and
-pytest-html, records and pictures shipped to the controller; serial
+exact summary counts: under ``-n 2`` (a subprocess) with the option,
+pytest-html and ``--rnn-seed``, records and pictures shipped to the
+controller and the seed to the workers; serial
 (in-process: TensorFlow is loaded already) without the option: no picture
 line, no folder.
 """
@@ -614,18 +615,38 @@ def test_no_assertion():
     pass
 """
 
+# The seed reaches the workers (and the streaming failure's message survives them).
+SEED_FILE = """
+import numpy as np
+
+
+def test_seed_reaches_worker(rnn_seed):
+    assert rnn_seed == 7
+    assert np.random.rand() == np.random.RandomState(7).rand()
+"""
+
 SUMMARY = (
     "pytest-rnn: 6 assertions ran: 1 passed, 4 failed, 1 error; "
     "slowest assert_stateful_equals_batch * s in test_user.py::test_*streams"
 )
 
 
-def test_pictures_html_and_summary_under_xdist(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user=USER_FILE.replace("PICTURES", "True"))
-    args = ["-n", "2", "--rnn-report-dir", "pics", "--html", "report.html", "--self-contained-html"]
-    result = pytester.runpytest_subprocess(*args)
+def test_pictures_html_seed_and_summary_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_FILE.replace("PICTURES", "True"), test_seed=SEED_FILE)
+    args = ["-n", "2", "--rnn-seed", "7", "--rnn-report-dir", "pics", "--html", "report.html"]
+    result = pytester.runpytest_subprocess(*args, "--self-contained-html")
     assert_ran_on_workers(result)
-    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(["pytest-rnn: seed=7 (--rnn-seed), tolerances by dtype, *"])
+    result.assert_outcomes(passed=4, failed=3)
+    result.stdout.fnmatch_lines(["FAILED test_user.py::test_broken_streams - *"])
+    result.stdout.fnmatch_lines(
+        [
+            "E * pytest_rnn.RNNAssertionError: Streamed output differs from the full-sequence output.",
+            "E *first mismatch: step *, sample *",
+            "E *first layer that differs: 'conv1d'*",
+        ]
+    )
+    assert "FAILED test_user.py::test_streams" not in result.stdout.str()
     result.stdout.fnmatch_lines([SUMMARY + "; 4 failure pictures written"])
     pics = pytester.path / "pics"
     names = sorted(p.name for p in pics.iterdir())
