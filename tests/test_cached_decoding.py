@@ -180,15 +180,14 @@ def test_a_float16_models_rounding_is_told_from_logic(tokens: np.ndarray) -> Non
 
 @pytest.mark.backends  # torch's Tensor.numpy() refuses bfloat16
 def test_a_bfloat16_model_passes(tokens: np.ndarray) -> None:
-    assert_cached_decoding_matches_full(half("bfloat16"), tokens, chunks=UNEVEN, generate=False)
+    lm = half("bfloat16")
+    assert_cached_decoding_matches_full(lm, tokens, chunks=UNEVEN, generate=False)
     # The generation loop recomputes the prompt's last position in a one-token call
     # on top of its whole-prompt prefill, and bfloat16 rounds the two differently on
     # some CPUs: 7.3e-4 at logits near 0.005 on an AMD EPYC (AVX2, TensorFlow), past
     # the default atol of 1e-5; the float32 re-run calls it rounding. The atol here
     # is one rounding of an O(1) term in bfloat16 (2^-8).
-    assert_cached_decoding_matches_full(
-        half("bfloat16"), tokens, chunks=UNEVEN, rtol=1.6e-2, atol=2**-8
-    )
+    assert_cached_decoding_matches_full(lm, tokens, chunks=UNEVEN, rtol=1.6e-2, atol=2**-8)
 
 
 class LoopRoundsInItsDtype(M.GPT2CausalLM):
