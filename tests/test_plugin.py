@@ -506,8 +506,9 @@ def keras_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keras imported in this process, and os.environ put back after, for an in-process session.
 
     pytester puts sys.modules back as it was when its fixture was set up: Keras
-    imported before that stays (a second TensorFlow import in one process aborts it). PREAMBLE writes
-    os.environ; conftest.py sets both variables, so recording their values is enough.
+    imported before that stays (a second TensorFlow import in one process aborts
+    it). PREAMBLE writes os.environ; conftest.py sets both variables, so recording
+    their values is enough.
     """
     import keras  # noqa: F401
 
