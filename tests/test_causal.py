@@ -974,19 +974,13 @@ def test_a_target_between_sampled_inputs_is_inside_the_window(series: np.ndarray
     assert "the target lies inside the input window" in msg
 
 
-# A known false alarm, found by tests/test_reliability.py's sweep (2026-12-03): a drawn
-# token model whose LayerNormalization over 2 features saturates (outputs near +-1)
-# reacts to a changed token by less than float32's tolerance. The model map of token
-# inputs is perturbation only (no gradient through integer ids), and the integer pool
-# holds only x's own ids (1 and 2 here): swapping them moves the output at step 3 by
-# 7e-6 against an allowed 1.04e-5, so the LSTM "cannot see" step 3.
-@pytest.mark.tensorflow_only("the drawn weights' numbers, measured on TensorFlow")
-@pytest.mark.xfail(
-    strict=True,
-    raises=RNNAssertionError,
-    reason="token models: the model map sees no dependence below tolerance (perturbation only)",
-)
-def test_a_token_model_that_barely_reacts_still_sees_its_own_step() -> None:
+# A false alarm found by tests/test_reliability.py's sweep (2026-12-03): a drawn token
+# model whose LayerNormalization over 2 features saturates (outputs near +-1) reacts to a
+# swap between x's own ids (1 and 2) by 7e-6 at step 3, under float32's allowed 1.04e-5,
+# and no gradient flows through ids: its map said the LSTM could not see step 3. The
+# model map's extreme replacements now come from the Embedding's vocabulary (id 0 moves
+# that output by 1.0e-4).
+def _barely_reacting_token_model() -> Any:
     from pytest_rnn.strategies._specs import LayerSpec, SequenceModel
 
     spec = SequenceModel(
@@ -999,12 +993,44 @@ def test_a_token_model_that_barely_reacts_still_sees_its_own_step() -> None:
         features=None,
         seed=0,
     )
-    model = spec.build()
+    return spec.build()
+
+
+@pytest.mark.tensorflow_only("the drawn weights' numbers, measured on TensorFlow")
+def test_a_token_model_that_barely_reacts_still_sees_its_own_step() -> None:
+    model = _barely_reacting_token_model()
     x = np.array([[1, 2, 2, 2]], dtype="int32")
-    # The model does read step 3: another id there moves its output at step 3 past
-    # the tolerance (float32: atol 1e-5, rtol 1.3e-6).
-    other = x.copy()
-    other[0, 3] = 0
-    moved = np.abs(np.asarray(model(other))[0, 3] - np.asarray(model(x))[0, 3]).max()
-    assert moved > 1e-5 + 1.3e-6 * np.abs(np.asarray(model(x))[0, 3]).max()
+    out = np.asarray(model(x))[0, 3]
+    swapped = x.copy()
+    swapped[0, 3] = 1  # an id x holds: the change is under the tolerance
+    allowed = 1e-5 + 1.3e-6 * np.abs(out).max()  # float32: atol 1e-5, rtol 1.3e-6
+    assert np.abs(np.asarray(model(swapped))[0, 3] - out).max() < allowed
     assert_labels_causal(lambda v: np.asarray(v % 3, dtype="int32"), x, model=model)
+    assert dependence_map(model, x).inputs_of(3) == [0, 1, 2, 3]
+
+
+@pytest.mark.tensorflow_only("the drawn weights' numbers, measured on TensorFlow")
+def test_a_token_model_still_fails_labels_from_the_next_step() -> None:
+    model = _barely_reacting_token_model()
+    x = np.array([[1, 2, 3, 1, 2, 3]], dtype="int32")
+
+    def next_step(v: np.ndarray) -> np.ndarray:
+        return np.asarray(np.concatenate([v[:, 1:], v[:, -1:]], axis=1) % 3, dtype="int32")
+
+    with pytest.raises(RNNAssertionError) as info:
+        assert_labels_causal(next_step, x, model=model)
+    assert (
+        "label at step 3 depends on input step 4 (1/1 samples, 8 trials); the model's output "
+        "at step 3 depends on steps 0-3"
+    ) in str(info.value)
+
+
+def test_token_ids_are_the_embeddings_vocabulary() -> None:
+    from pytest_rnn import _keras as K
+
+    def model(*front: Any) -> keras.Model:
+        return keras.Sequential([keras.Input((None,), dtype="int32"), *front, layers.GRU(2)])
+
+    assert K.token_ids(model(layers.Embedding(7, 2))) == (0, 6)
+    assert K.token_ids(model(layers.Embedding(7, 2, mask_zero=True))) == (1, 6)
+    assert K.token_ids(keras.Sequential([keras.Input((None, 3)), layers.GRU(2)])) is None

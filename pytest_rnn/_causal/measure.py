@@ -334,7 +334,14 @@ _GRADIENTS = K.ModelCache()
 
 def _model_map(mr: _ModelRun, batch: Batch) -> tuple[np.ndarray, str]:
     """Per-sample receptive field of the model: perturbation, plus gradients where possible."""
-    per = _perturb.per_sample_map(mr.call, batch, mr.probe.trials, mr.probe.seed, mr.tolerances)
+    # Token ids get the extremes of the model's vocabulary, not of x: a model may
+    # react to a swap between x's own ids by less than the tolerance and still read
+    # the step (no gradient flows through ids to say so).
+    ids = K.token_ids(mr.run)
+    per = _perturb.per_sample_map(
+        mr.call, batch, mr.probe.trials, mr.probe.seed, mr.tolerances,
+        None if ids is None or len(batch.leaves) != 1 else [ids],
+    )  # fmt: skip
     grad = _gradient_map(mr, batch)
     if grad is None:
         return per, "perturbation"
@@ -358,8 +365,10 @@ def dependence_map(
     For every input step ``t'`` and trial, step ``t'`` of every sample is
     replaced with the values of another (sample, step) of ``x``, drawn at
     random; with 3 or more trials, the first two use values above and below
-    every value ``x`` takes (integers: its maximum and minimum), which flips
-    any threshold the data straddles. The output at step ``t`` depends on
+    every value ``x`` takes (integers: its maximum and minimum; token ids a
+    Keras model feeds straight into an ``Embedding``: the first and last id
+    of its vocabulary, 1 with ``mask_zero``), which flips any threshold the
+    data straddles. The output at step ``t`` depends on
     ``t'`` when it changes by more than the tolerance. For a Keras model
     with float inputs (any backend), a nonzero gradient of the output at ``t``
     with respect to step ``t'`` also counts (exact for long recurrent memories

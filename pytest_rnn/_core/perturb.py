@@ -26,6 +26,7 @@ from pytest_rnn._core.compare import Tolerance
 __all__ = [
     "CHUNK_ELEMENTS",
     "Caller",
+    "Ids",
     "Sequences",
     "changed",
     "donors",
@@ -74,7 +75,7 @@ class Sequences(Protocol):
         """Input elements in one copy of the batch (at least 1)."""
 
 
-def pool(rows: np.ndarray) -> np.ndarray:
+def pool(rows: np.ndarray, ids: tuple[int, int] | None = None) -> np.ndarray:
     """``rows`` (one per sample and step) plus two extreme rows: above and below all of them.
 
     Every feature of the high row lies above every value the data takes there
@@ -84,11 +85,15 @@ def pool(rows: np.ndarray) -> np.ndarray:
 
     Args:
         rows: ``(n, features...)``, one row per (sample, step).
+        ids: integer rows only: the ``(lowest, highest)`` valid ids (a model's
+            vocabulary), the extremes instead of the data's own.
 
     Returns:
         ``(n + 2, features...)``: ``rows``, then the high row, then the low row.
     """
     hi, lo = rows.max(axis=0), rows.min(axis=0)
+    if ids is not None and rows.dtype.kind in "iu":
+        lo, hi = np.full_like(lo, ids[0]), np.full_like(hi, ids[1])
     if rows.dtype.kind == "f":
         margin = np.maximum((hi - lo) / 2, 1.0)
         hi, lo = hi + margin, lo - margin
@@ -146,7 +151,11 @@ def step_donors(rng: np.random.Generator, trials: int, batch: int, steps: int) -
     return donor
 
 
-def stack(batch: Sequences, mask: np.ndarray, donor: np.ndarray) -> Any:
+#: Per input leaf: the ``(lowest, highest)`` valid ids of an integer leaf, or ``None``.
+Ids = list[tuple[int, int] | None]
+
+
+def stack(batch: Sequences, mask: np.ndarray, donor: np.ndarray, ids: Ids | None = None) -> Any:
     """Copies ``c`` of the batch (rows ``c*batch + i``) with ``mask`` steps replaced.
 
     Args:
@@ -155,14 +164,17 @@ def stack(batch: Sequences, mask: np.ndarray, donor: np.ndarray) -> Any:
         donor: int, same shape: indices into the pool of all (sample, step)
             pairs, ``sample * steps + step``, followed by the high and low rows
             of :func:`pool`.
+        ids: per leaf, the valid ids :func:`pool` takes its extremes from.
 
     Returns:
         ``batch.tree`` with every leaf ``(copies * batch, steps, ...)``.
     """
     copies = mask.shape[0]
     leaves = []
-    for leaf in batch.leaves:
-        rows = pool(leaf.reshape(batch.batch * batch.steps, *leaf.shape[2:]))
+    for n, leaf in enumerate(batch.leaves):
+        rows = pool(
+            leaf.reshape(batch.batch * batch.steps, *leaf.shape[2:]), None if ids is None else ids[n]
+        )
         out = np.repeat(leaf[None], copies, axis=0)
         out[mask] = rows[donor[mask]]
         leaves.append(out.reshape(copies * batch.batch, *leaf.shape[1:]))
@@ -198,14 +210,19 @@ def _per_call(batch: Sequences, copies: int) -> int:
 
 
 def _call_input(
-    batch: Sequences, mask: np.ndarray, donor: np.ndarray, start: int, per_call: int
+    batch: Sequences,
+    mask: np.ndarray,
+    donor: np.ndarray,
+    start: int,
+    per_call: int,
+    ids: Ids | None = None,
 ) -> Any:
     """The stacked input of the call that runs copies ``start..``: the reference copy first."""
     n = min(start + per_call, mask.shape[0]) - start
     m = np.zeros((1 + per_call, batch.batch, batch.steps), dtype=bool)
     d = np.zeros((1 + per_call, batch.batch, batch.steps), dtype=np.int64)
     m[1 : 1 + n], d[1 : 1 + n] = mask[start : start + n], donor[start : start + n]
-    return stack(batch, m, d)
+    return stack(batch, m, d, ids)
 
 
 def first_call_input(batch: Sequences, mask: np.ndarray, donor: np.ndarray) -> Any:
@@ -228,6 +245,7 @@ def measure_each(
     tolerances: list[Tolerance],
     *,
     first: list[np.ndarray] | None = None,
+    ids: Ids | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Run every perturbed copy; per output leaf ``(changed, change)``, ``(copies, batch, steps)``.
 
@@ -243,7 +261,8 @@ def measure_each(
         donor: int, same shape, from a plan.
         tolerances: one per output leaf of ``call``.
         first: ``call``'s outputs on :func:`first_call_input`, already made (that
-            call is then not repeated).
+            call is then not repeated; not with ``ids``).
+        ids: per leaf, the valid ids the extreme replacements take (:func:`pool`).
     """
     copies = mask.shape[0]
     per_call = _per_call(batch, copies)
@@ -253,7 +272,7 @@ def measure_each(
         if start == 0 and first is not None:
             outs = first
         else:
-            outs = call(_call_input(batch, mask, donor, start, per_call), 1 + per_call)
+            outs = call(_call_input(batch, mask, donor, start, per_call, ids), 1 + per_call)
         got = []
         for out, tol in zip(outs, tolerances):
             o = out.reshape(1 + per_call, batch.batch, *out.shape[1:])
@@ -272,9 +291,10 @@ def measure(
     mask: np.ndarray,
     donor: np.ndarray,
     tolerances: list[Tolerance],
+    ids: Ids | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`measure_each` with the output leaves merged by :func:`merge`."""
-    return merge(measure_each(call, batch, mask, donor, tolerances))
+    return merge(measure_each(call, batch, mask, donor, tolerances, ids=ids))
 
 
 def merge(each: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -323,6 +343,7 @@ def per_sample_map(
     trials: int,
     seed: int,
     tolerances: list[Tolerance],
+    ids: Ids | None = None,
 ) -> np.ndarray:
     """Boolean ``(out steps, samples, in steps)`` dependence, by replacing single steps.
 
@@ -332,9 +353,10 @@ def per_sample_map(
         trials: replacements per input step (:func:`step_plan`).
         seed: seed of the plan's generator.
         tolerances: one per output leaf of ``call``.
+        ids: per leaf, the valid ids the extreme replacements take (:func:`pool`).
     """
     rng = np.random.default_rng(seed)
     mask, donor = step_plan(batch, trials, rng)
-    hit, _ = measure(call, batch, mask, donor, tolerances)
+    hit, _ = measure(call, batch, mask, donor, tolerances, ids)
     per = hit.reshape(batch.steps, trials, batch.batch, -1).any(axis=1)
     return np.transpose(per, (2, 1, 0))

@@ -64,6 +64,7 @@ from pytest_rnn._keras.layers import rnn_layers as rnn_layers
 from pytest_rnn._keras.layers import stateful_layers as stateful_layers
 from pytest_rnn._keras.layers import static_time_output as static_time_output
 from pytest_rnn._keras.layers import tensors_model as tensors_model
+from pytest_rnn._keras.layers import token_ids as token_ids
 from pytest_rnn._keras.layers import top_layers as top_layers
 from pytest_rnn._keras.layers import valid_steps as valid_steps
 from pytest_rnn._keras.loops import graph_decoder as graph_decoder
@@ -175,6 +176,7 @@ __all__ = [
     "time_stride",
     "timing",
     "to_numpy",
+    "token_ids",
     "top_layers",
     "untouched",
     "valid_steps",

@@ -294,6 +294,31 @@ def valid_steps(model: Any, leaves: list[np.ndarray]) -> np.ndarray | None:
     return valid
 
 
+def token_ids(model: Any) -> tuple[int, int] | None:
+    """The ``(lowest, highest)`` token id a single-input model's ``Embedding`` takes, or ``None``.
+
+    For an input fed straight into ``Embedding(input_dim, ...)``: ``0`` (``1``
+    with ``mask_zero``, where 0 is padding) to ``input_dim - 1``; ``None`` for
+    other models, several inputs, or a graph that cannot be read.
+    """
+    keras = keras_module()
+    if not is_graph_model(model) or len(model.inputs) != 1:
+        return None
+    source = model.inputs[0]
+    found = None
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Embedding):
+            continue
+        try:
+            if layer.input is not source:
+                continue
+        except (AttributeError, ValueError):
+            continue
+        ids = (1 if layer.mask_zero else 0, int(layer.input_dim) - 1)
+        found = ids if found is None else (max(found[0], ids[0]), min(found[1], ids[1]))
+    return found if found is not None and found[0] <= found[1] else None
+
+
 # --------------------------------------------------------------------------- probes
 
 
