@@ -261,7 +261,8 @@ def measure_each(
         donor: int, same shape, from a plan.
         tolerances: one per output leaf of ``call``.
         first: ``call``'s outputs on :func:`first_call_input`, already made (that
-            call is then not repeated; not with ``ids``).
+            call is then not repeated). That input has the data's own extremes:
+            give ``first`` or ``ids``, not both.
         ids: per leaf, the valid ids the extreme replacements take (:func:`pool`).
     """
     copies = mask.shape[0]
