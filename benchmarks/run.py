@@ -355,11 +355,9 @@ def bench_causal_floor(repeats: int) -> float | None:
     model = sequence_model()
     x = np.random.default_rng(2).uniform(-1, 1, (8, 64, 3)).astype("float32")
     stacked = np.concatenate([x] * x.shape[1])
-    call = K.compiled(model, stacked, fixed_batch=False)
     try:
-        t_stacked, t_full = side_by_side(
-            lambda: call(stacked), full_pass(model, x), repeats
-        )
+        call = K.compiled(model, stacked, fixed_batch=False)
+        t_stacked, t_full = side_by_side(lambda: call(stacked), full_pass(model, x), repeats)
     except Exception as error:
         print(f"causal floor: not available ({type(error).__name__}: {error})")
         return None
