@@ -1031,6 +1031,6 @@ def test_token_ids_are_the_embeddings_vocabulary() -> None:
     def model(*front: Any) -> keras.Model:
         return keras.Sequential([keras.Input((None,), dtype="int32"), *front, layers.GRU(2)])
 
-    assert K.token_ids(model(layers.Embedding(7, 2))) == (0, 6)
-    assert K.token_ids(model(layers.Embedding(7, 2, mask_zero=True))) == (1, 6)
+    assert K.token_ids(model(layers.Embedding(7, 2))) == [(0, 6)]
+    assert K.token_ids(model(layers.Embedding(7, 2, mask_zero=True))) == [(1, 6)]
     assert K.token_ids(keras.Sequential([keras.Input((None, 3)), layers.GRU(2)])) is None

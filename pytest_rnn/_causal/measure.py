@@ -334,14 +334,10 @@ _GRADIENTS = K.ModelCache()
 
 def _model_map(mr: _ModelRun, batch: Batch) -> tuple[np.ndarray, str]:
     """Per-sample receptive field of the model: perturbation, plus gradients where possible."""
-    # Token ids get the extremes of the model's vocabulary, not of x: a model may
-    # react to a swap between x's own ids by less than the tolerance and still read
-    # the step (no gradient flows through ids to say so).
+    # Token ids' extremes from the vocabulary: no gradient flows through ids, and a
+    # swap of x's own ids may move the output by less than the tolerance.
     ids = K.token_ids(mr.run)
-    per = _perturb.per_sample_map(
-        mr.call, batch, mr.probe.trials, mr.probe.seed, mr.tolerances,
-        None if ids is None or len(batch.leaves) != 1 else [ids],
-    )  # fmt: skip
+    per = _perturb.per_sample_map(mr.call, batch, mr.probe.trials, mr.probe.seed, mr.tolerances, ids)
     grad = _gradient_map(mr, batch)
     if grad is None:
         return per, "perturbation"

@@ -263,6 +263,19 @@ def static_time_output(model: Any, index: int) -> bool:
         return False
 
 
+def _fed_by_inputs(model: Any) -> Iterator[tuple[Any, int]]:
+    """``(layer, input position)`` for each layer of a graph model that takes one of its inputs directly."""
+    inputs = list(model.inputs)
+    for layer in model.layers:
+        try:
+            source = layer.input
+        except (AttributeError, ValueError):
+            continue
+        pos = next((n for n, t in enumerate(inputs) if t is source), None)
+        if pos is not None:
+            yield layer, pos
+
+
 def valid_steps(model: Any, leaves: list[np.ndarray]) -> np.ndarray | None:
     """``(batch, steps)`` bool: the steps a Masking or mask_zero Embedding input layer keeps.
 
@@ -272,21 +285,13 @@ def valid_steps(model: Any, leaves: list[np.ndarray]) -> np.ndarray | None:
     keras = keras_module()
     if not is_graph_model(model):
         return None
-    model_inputs_ = list(model.inputs)
     valid = None
-    for layer in model.layers:
+    for layer, pos in _fed_by_inputs(model):
         if isinstance(layer, keras.layers.Masking):
             value = layer.mask_value
         elif isinstance(layer, keras.layers.Embedding) and layer.mask_zero:
             value = None
         else:
-            continue
-        try:
-            source = layer.input
-        except (AttributeError, ValueError):
-            continue
-        pos = next((n for n, t in enumerate(model_inputs_) if t is source), None)
-        if pos is None:
             continue
         leaf = leaves[pos]
         mask = leaf != 0 if value is None else np.any(leaf != value, axis=-1)
@@ -294,29 +299,23 @@ def valid_steps(model: Any, leaves: list[np.ndarray]) -> np.ndarray | None:
     return valid
 
 
-def token_ids(model: Any) -> tuple[int, int] | None:
-    """The ``(lowest, highest)`` token id a single-input model's ``Embedding`` takes, or ``None``.
+def token_ids(model: Any) -> list[tuple[int, int] | None] | None:
+    """Per input leaf, the ``(lowest, highest)`` token id a single-input model's ``Embedding`` takes.
 
-    For an input fed straight into ``Embedding(input_dim, ...)``: ``0`` (``1``
-    with ``mask_zero``, where 0 is padding) to ``input_dim - 1``; ``None`` for
-    other models, several inputs, or a graph that cannot be read.
+    For an input fed straight into ``Embedding(input_dim, ...)``: ``[(0,
+    input_dim - 1)]`` (``1`` with ``mask_zero``, where 0 is padding), the
+    ``ids`` of :func:`pytest_rnn._core.perturb.stack`; ``None`` for other
+    models, several inputs, or a graph that cannot be read.
     """
     keras = keras_module()
     if not is_graph_model(model) or len(model.inputs) != 1:
         return None
-    source = model.inputs[0]
     found = None
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.Embedding):
-            continue
-        try:
-            if layer.input is not source:
-                continue
-        except (AttributeError, ValueError):
-            continue
-        ids = (1 if layer.mask_zero else 0, int(layer.input_dim) - 1)
-        found = ids if found is None else (max(found[0], ids[0]), min(found[1], ids[1]))
-    return found if found is not None and found[0] <= found[1] else None
+    for layer, _ in _fed_by_inputs(model):
+        if isinstance(layer, keras.layers.Embedding):
+            ids = (1 if layer.mask_zero else 0, int(layer.input_dim) - 1)
+            found = ids if found is None else (max(found[0], ids[0]), min(found[1], ids[1]))
+    return [found] if found is not None and found[0] <= found[1] else None
 
 
 # --------------------------------------------------------------------------- probes
