@@ -322,14 +322,19 @@ def bench_scaling(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_causal(repeats: int) -> float | None:
+def causal_case() -> tuple[Any, Any]:
+    """The causal keys' model and input: ``LSTM(32) -> Dense(1)``, batch 8, 64 steps."""
     import numpy as np
 
+    seed_everything()
+    x = np.random.default_rng(2).uniform(-1, 1, (8, 64, 3)).astype("float32")
+    return sequence_model(), x
+
+
+def bench_causal(repeats: int) -> float | None:
     from pytest_rnn._causal import assert_model_causal
 
-    seed_everything()
-    model = sequence_model()
-    x = np.random.default_rng(2).uniform(-1, 1, (8, 64, 3)).astype("float32")
+    model, x = causal_case()
     try:
         t_assert, t_full = side_by_side(
             lambda: assert_model_causal(model, x), full_pass(model, x), repeats
@@ -351,9 +356,7 @@ def bench_causal_floor(repeats: int) -> float | None:
 
     from pytest_rnn import _keras as K
 
-    seed_everything()
-    model = sequence_model()
-    x = np.random.default_rng(2).uniform(-1, 1, (8, 64, 3)).astype("float32")
+    model, x = causal_case()
     stacked = np.concatenate([x] * x.shape[1])
     try:
         call = K.compiled(model, stacked, fixed_batch=False)
