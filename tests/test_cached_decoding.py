@@ -488,7 +488,8 @@ def test_the_cached_and_the_generation_loop_run_compiled_and_trace_once(
         assert loop.compiled
         assert K.TRACES.count == traces
         return
-    assert_cached_decoding_matches_full(lm, tokens, chunks=UNEVEN)
+    for _ in range(2):  # twice: TensorFlow compiles a loop with XLA at its second run, once
+        assert_cached_decoding_matches_full(lm, tokens, chunks=UNEVEN)
     traces = K.TRACES.count
     assert_cached_decoding_matches_full(lm, tokens, chunks=[2, 1, 1, 3, 5])
     loop = generation(K.CachedLM(lm), token_batch(tokens, np.ones_like(tokens, bool)),
@@ -497,6 +498,89 @@ def test_the_cached_and_the_generation_loop_run_compiled_and_trace_once(
     assert loop.compiled
     # TensorFlow: one trace serves every schedule; JAX: one per new chunk length (2 and 3 here).
     assert K.TRACES.count - traces <= (0 if keras.backend.backend() == "tensorflow" else 2)
+
+
+def fresh(name: str, cls: type | None = None) -> Any:
+    """A model no other test has run: its loops' runs start at 0."""
+    keras.utils.set_random_seed(0)
+    return (cls or getattr(M, f"{name}CausalLM"))(backbone=_tiny(name), preprocessor=None)
+
+
+@pytest.mark.tensorflow_only("XLA compiles the cached loops on TensorFlow only")
+@pytest.mark.parametrize("name", ["GPT2", "Llama"])
+def test_a_float32_models_loops_run_under_xla_from_their_second_check(
+    tokens: np.ndarray, name: str
+) -> None:
+    from pytest_rnn._keras.hub_loops import XLA_RUNS
+
+    lm = fresh(name)
+    runs = XLA_RUNS.count
+    assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    assert XLA_RUNS.count == runs  # the first run: graphs, as a loop run once pays no compile
+    assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    assert XLA_RUNS.count == runs + 2  # the one-token decode and the generation loop
+    assert_cached_decoding_matches_full(lm, tokens, chunks=[1] * 8 + [2, 2])
+    assert XLA_RUNS.count == runs + 4  # the 8 one-token chunks; the two of 2 in the graph
+
+
+@pytest.mark.tensorflow_only("XLA compiles the cached loops on TensorFlow only")
+def test_a_bug_is_caught_alike_under_xla(tokens: np.ndarray) -> None:
+    from pytest_rnn._keras.hub_loops import XLA_RUNS
+
+    lm = fresh("GPT2", DroppedAfterPrefill)
+    first = failure(lm, tokens, chunks=1)
+    runs = XLA_RUNS.count
+    again = failure(lm, tokens, chunks=1)
+    assert XLA_RUNS.count == runs + 2
+    words = "the cache is dropped after the prefill"
+    assert words in first and words in again, again
+    assert first.splitlines()[:2] == again.splitlines()[:2]
+
+
+@pytest.mark.tensorflow_only("XLA compiles the cached loops on TensorFlow only")
+def test_a_float16_models_loops_never_run_under_xla(tokens: np.ndarray) -> None:
+    from pytest_rnn._keras.hub_loops import XLA_RUNS
+
+    runs = XLA_RUNS.count
+    lm = half("float16")
+    for _ in range(3):
+        assert_cached_decoding_matches_full(lm, tokens, chunks=1, generate=False)
+    assert XLA_RUNS.count == runs
+
+
+class OutsideXla(M.GPT2CausalLM):
+    """Its logits pass through a Python function: a graph can run it, XLA cannot compile it."""
+
+    def call_with_cache(self, token_ids: Any, cache: Any, cache_update_index: Any) -> Any:
+        import tensorflow as tf
+
+        logits, hidden, cache = super().call_with_cache(token_ids, cache, cache_update_index)
+        same = tf.numpy_function(lambda a: a, [logits], logits.dtype, stateful=False)
+        return tf.ensure_shape(same, logits.shape), hidden, cache
+
+
+@pytest.mark.tensorflow_only("XLA compiles the cached loops on TensorFlow only")
+def test_a_model_xla_cannot_compile_keeps_its_graphs_and_is_still_judged(
+    tokens: np.ndarray,
+) -> None:
+    from pytest_rnn import _keras as K
+    from pytest_rnn._cached.run import generation, token_batch
+    from pytest_rnn._core.stream import ChunkSchedule
+    from pytest_rnn._keras.hub import _LOOPS
+    from pytest_rnn._keras.hub_loops import XLA_RUNS
+
+    lm = fresh("GPT2", OutsideXla)
+    runs = XLA_RUNS.count
+    for _ in range(2):
+        assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    traces = K.TRACES.count
+    assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    assert K.TRACES.count == traces  # XLA is not tried again
+    assert XLA_RUNS.count == runs
+    loop = generation(K.CachedLM(lm), token_batch(tokens, np.ones_like(tokens, bool)),
+                      ChunkSchedule.parse(1, T))  # fmt: skip
+    assert _LOOPS.of(lm)[("decode", tokens.shape)] is not None  # the graph loop, not eager calls
+    assert loop.compiled
 
 
 def test_a_call_with_cache_that_cannot_be_compiled_is_run_eagerly_and_still_judged(

@@ -79,14 +79,15 @@ class Traces:
     """How many times pytest-rnn's compiled callers and loops were traced (tests and benchmarks read it).
 
     A counter object rather than an ``int`` so that the adapter's face can
-    re-export it and every importer sees the same count.
+    re-export it and every importer sees the same count. (The cached loops
+    count their XLA runs in one too: :data:`.hub_loops.XLA_RUNS`.)
     """
 
     def __init__(self) -> None:
         self.count = 0
 
     def add(self) -> None:
-        """Count one trace (passed to the compiling functions as their ``count`` callback)."""
+        """Count one (passed to the compiling functions as their ``count`` callback)."""
         self.count += 1
 
 

@@ -4,7 +4,8 @@
 (:func:`_forced_sampler_class`) that gives the next of the given tokens at
 every iteration and keeps the logits each iteration computed in a loop
 variable of its own, so nothing leaves the compiled loop but its results:
-``tf.function`` on TensorFlow, ``jax.jit`` with the weights as arguments on
+``tf.function`` on TensorFlow (with XLA from the second run on one input
+shape, for float32 models), ``jax.jit`` with the weights as arguments on
 JAX, eager under ``torch.no_grad()`` on torch, where the loop's iterations
 replay a trace of its body (:func:`_replayed`). Every trace counts in
 :data:`~pytest_rnn._keras.backend.TRACES`.
@@ -12,6 +13,7 @@ replay a trace of its body (:func:`_replayed`). Every trace counts in
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import weakref
@@ -23,7 +25,14 @@ import numpy as np
 
 from pytest_rnn._core.tree import flatten
 from pytest_rnn._keras.backend import TRACES, name, own_tf_function, to_numpy
-from pytest_rnn._keras.hub_loops import TRACEABLE, eager, stateless
+from pytest_rnn._keras.hub_loops import (
+    TRACEABLE,
+    XLA_FROM_RUN,
+    XLA_RUNS,
+    eager,
+    stateless,
+    xla_rounds_alike,
+)
 from pytest_rnn._keras.traced import REPEATS, Replays, keras_layers_only, with_values
 
 __all__ = ["Forced", "forced_generation"]
@@ -35,8 +44,10 @@ def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.
     The sampler (a ``keras_hub.samplers.Sampler``) runs the base class's loop,
     gives ``tokens[:, index]`` at every iteration and keeps the logits each
     iteration computed (``vocabulary`` wide) in a loop variable of its own. The
-    loop is compiled once per model and input shape (``tf.function``;
-    ``jax.jit`` with the weights its arguments), eager under
+    loop is compiled once per model and input shape (``tf.function``, and
+    again with XLA at the second run on a shape where
+    :func:`~.hub_loops.xla_rounds_alike`; ``jax.jit`` with the weights its
+    arguments), eager under
     ``torch.no_grad()`` on torch (its iterations replays of a trace where
     :func:`_replayed` allows), and eagerly (JAX: jit off) where it does not
     compile. The model's ``sampler`` is set for the call and put back after it.
@@ -57,29 +68,45 @@ def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.
         TRACES.add()
         return body(inputs, tokens)
 
-    loop: Callable[..., Any] = body
+    # The loops to try in order: compiled (TensorFlow: a graph; JAX: jitted), the eager body
+    # last. TensorFlow adds XLA in front (as KerasHub's own generate() compiles it where XLA
+    # runs) for float32 models, from the second run on one input shape.
+    loops: list[Callable[..., Any]] = []
+    xla: Callable[..., Any] | None = None
     if name() == "tensorflow":
-        loop = own_tf_function(traced)
+        loops = [own_tf_function(traced)]
+        if xla_rounds_alike(lm):
+            xla = own_tf_function(traced, jit_compile=True)
     elif name() == "jax":
-        loop = stateless(ref, traced)
+        loops = [stateless(ref, traced)]
+    loops.append(body)
+    runs: collections.Counter[tuple[int, ...]] = collections.Counter()
 
     def run(inputs: dict[str, Any], tokens: np.ndarray) -> Forced:
-        nonlocal loop
+        nonlocal xla
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
+        runs[np.shape(tokens)] += 1
+        tried = [xla, *loops] if xla and runs[np.shape(tokens)] >= XLA_FROM_RUN else [*loops]
         had = "sampler" in vars(m)
         saved = getattr(m, "sampler", None)
         m.sampler = sampler
         try:
-            with eager() if loop is body else contextlib.nullcontext():
+            for loop in tried:
                 try:
-                    out, logits, computed = loop(inputs, np.asarray(tokens, np.int32))
+                    with eager() if loop is body else contextlib.nullcontext():
+                        out, logits, computed = loop(inputs, np.asarray(tokens, np.int32))
+                    if loop is xla:
+                        XLA_RUNS.add()
+                    break
                 except Exception:
                     if loop is body:
                         raise
-                    loop = body  # not compilable: eager from now on, where errors read as they are
-                    with eager():
-                        out, logits, computed = loop(inputs, np.asarray(tokens, np.int32))
+                    # does not compile so: the next one, and this one never again
+                    if loop is xla:
+                        xla = None
+                    else:
+                        loops.remove(loop)
         finally:
             if had:
                 m.sampler = saved
