@@ -208,6 +208,40 @@ def test_precision_guard_sets_and_restores_jax_and_torch_flags() -> None:
 
 
 @pytest.mark.backends
+def test_alongside_runs_beside_the_caller_under_its_precision_and_is_waited_for() -> None:
+    import threading
+    import time
+
+    threaded = keras.backend.backend() != "torch"  # torch: called when its result is asked for
+
+    def work() -> tuple[str, Any]:
+        jax, tf = sys.modules.get("jax"), sys.modules.get("tensorflow")
+        return threading.current_thread().name, (
+            jax and jax.config.jax_default_matmul_precision,
+            tf and tf.config.experimental.tensor_float_32_execution_enabled(),
+        )
+
+    with K.precision_guard(), K.alongside(work) as result:
+        thread, precision = result()
+    assert thread == ("pytest-rnn-alongside" if threaded else threading.current_thread().name)
+    jax = sys.modules.get("jax")
+    assert precision[0] == (jax and "highest")  # the switches are process-wide
+    assert precision[1] in (None, False)
+    with K.alongside(lambda: 1 / 0) as failed, pytest.raises(ZeroDivisionError):
+        failed()
+    done = threading.Event()
+
+    def slow() -> None:
+        time.sleep(0.2)
+        done.set()
+
+    with pytest.raises(RuntimeError, match="the caller fails first"), K.alongside(slow):
+        raise RuntimeError("the caller fails first")
+    assert done.is_set() == threaded  # waited for: nothing of it runs after the block
+    assert not any(t.name == "pytest-rnn-alongside" for t in threading.enumerate())
+
+
+@pytest.mark.backends
 def test_determinism_guard_turns_it_on_and_restores_it() -> None:
     backend = K.backend_name()
     if backend == "tensorflow":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -581,6 +581,31 @@ def test_a_model_xla_cannot_compile_keeps_its_graphs_and_is_still_judged(
                       ChunkSchedule.parse(1, T))  # fmt: skip
     assert _LOOPS.of(lm)[("decode", tokens.shape)] is not None  # the graph loop, not eager calls
     assert loop.compiled
+
+
+class SaysWhereItGenerates(M.GPT2CausalLM):
+    """Notes the thread its generate_step runs (or is traced) in."""
+
+    threads: ClassVar[list[str]] = []
+
+    def generate_step(self, inputs: Any, stop_token_ids: Any = None) -> Any:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return super().generate_step(inputs, stop_token_ids)
+
+
+@pytest.mark.backends
+def test_the_generation_loop_runs_beside_the_cached_loop(tokens: np.ndarray) -> None:
+    import threading
+
+    lm = fresh("GPT2", SaysWhereItGenerates)
+    SaysWhereItGenerates.threads.clear()
+    assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    # torch runs both loops from Python, one after the other
+    beside = "MainThread" if keras.backend.backend() == "torch" else "pytest-rnn-alongside"
+    assert set(lm.threads) == {beside}
+    assert not any(t.name == "pytest-rnn-alongside" for t in threading.enumerate())
 
 
 def test_a_call_with_cache_that_cannot_be_compiled_is_run_eagerly_and_still_judged(

@@ -30,7 +30,7 @@ from pytest_rnn._cached.verdicts import float32_lines, layer_lines, padding_line
 from pytest_rnn._core.compare import Mismatch, Tolerance, resolve_tolerance
 from pytest_rnn._core.stream import ChunkSchedule, compare_runs, first_step, mismatch_block
 from pytest_rnn._core.text import plural
-from pytest_rnn._core.validate import check_tolerances
+from pytest_rnn._core.validate import Batch, check_tolerances
 from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
 from pytest_rnn._report import recorded
 
@@ -138,36 +138,35 @@ def _check(
 ) -> tuple[str | None, StepPicture | None]:
     """Run every side and compare; the failure report and its picture, or ``None`` when they agree."""
     inputs = token_batch(tokens, mask)
-    reference = model.full(tokens, mask)
-    tolerance = resolve_tolerance(rtol, atol, reference.dtype)
-    cached, _ = cached_run(model, inputs, schedule, compiled=True)
+    # The generation loop runs beside the full pass and the cached loop (a thread where the
+    # backend's compiled loops leave Python's lock free: K.alongside); its error is kept.
+    with K.alongside(lambda: _generated(model, inputs, schedule, forced)) as generated:
+        reference = model.full(tokens, mask)
+        tolerance = resolve_tolerance(rtol, atol, reference.dtype)
+        cached, _ = cached_run(model, inputs, schedule, compiled=True)
+        loop = generated()
     mismatches = compare_runs([cached], [reference], [tolerance], [True], mask, schedule)
     case = Case(model, inputs, schedule, reference, cached, tolerance, mask)
     loop_lines: list[str] = []
     drawn: list[StepComparison] = []
     if mismatches:
         drawn.append(_drawn("cached", cached, reference, tolerance, mask))
-    if forced:
-        try:
-            loop = generation(model, inputs, schedule)
-        except ValueError as error:
-            if not mismatches:
-                raise
-            loop_lines = [f"  generation loop: not driven ({error})"]
-        else:
-            compared = mask & loop.computed
-            found = compare_runs(
-                [loop.logits], [reference], [tolerance], [True], compared, schedule
+    if isinstance(loop, ValueError):
+        if not mismatches:
+            raise loop
+        loop_lines = [f"  generation loop: not driven ({loop})"]
+    elif loop is not None:
+        compared = mask & loop.computed
+        found = compare_runs([loop.logits], [reference], [tolerance], [True], compared, schedule)
+        if found:
+            loop_lines = _loop_lines(case, found, agrees=not mismatches)
+            loop_lines += float32_lines(
+                case,
+                found,
+                strict=rtol is not None,
+                rerun=lambda copy: _loop_logits(copy, case),
             )
-            if found:
-                loop_lines = _loop_lines(case, found, agrees=not mismatches)
-                loop_lines += float32_lines(
-                    case,
-                    found,
-                    strict=rtol is not None,
-                    rerun=lambda copy: _loop_logits(copy, case),
-                )
-                drawn.append(_drawn("generation loop", loop.logits, reference, tolerance, compared))
+            drawn.append(_drawn("generation loop", loop.logits, reference, tolerance, compared))
     if not drawn:
         return None, None
     lines = [TITLE, f"  {_context(case)}"]
@@ -186,6 +185,18 @@ def _check(
         )
     lines += loop_lines
     return "\n".join(lines), StepPicture("cached", TITLE, tuple(drawn), schedule.ends)
+
+
+def _generated(
+    model: K.CachedLM, inputs: Batch, schedule: ChunkSchedule, forced: bool
+) -> K.Generation | ValueError | None:
+    """The forced generation loop's run; the ValueError saying it cannot be forced; ``None`` unasked."""
+    if not forced:
+        return None
+    try:
+        return generation(model, inputs, schedule)
+    except ValueError as error:
+        return error
 
 
 def _loop_lines(case: Case, found: list[tuple[int, Mismatch]], agrees: bool) -> list[str]:

@@ -22,6 +22,7 @@ from pytest_rnn._keras.arguments import check_factory as check_factory
 from pytest_rnn._keras.arguments import check_function as check_function
 from pytest_rnn._keras.arguments import check_hook as check_hook
 from pytest_rnn._keras.backend import TRACES as TRACES
+from pytest_rnn._keras.backend import alongside as alongside
 from pytest_rnn._keras.backend import eager_call as eager_call
 from pytest_rnn._keras.backend import float64_missing as float64_missing
 from pytest_rnn._keras.backend import float64_scope as float64_scope
@@ -110,6 +111,7 @@ __all__ = [
     "ResetStatesCallback",
     "Timing",
     "acts_per_step",
+    "alongside",
     "backend_name",
     "cached_clone",
     "callback_kind",
