@@ -87,7 +87,9 @@ def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.
         m = ref()
         assert m is not None, "model was garbage-collected while in use"
         runs[np.shape(tokens)] += 1
-        tried = [xla, *loops] if xla and runs[np.shape(tokens)] >= XLA_FROM_RUN else [*loops]
+        tried = [*loops]
+        if xla is not None and runs[np.shape(tokens)] >= XLA_FROM_RUN:
+            tried.insert(0, xla)
         had = "sampler" in vars(m)
         saved = getattr(m, "sampler", None)
         m.sampler = sampler

@@ -98,9 +98,10 @@ def _tf_decode(call: Callable[..., tuple[Any, Any]], template: Any, *, xla: bool
     compile. A run of :data:`~.traced.REPEATS` or more consecutive chunks of one
     length (a one-token decode) goes through a loop of its own, traced per
     length with the length fixed and compiled with XLA, from the loop's
-    :data:`XLA_FROM_RUN`-th run on: about 4x faster per call on a CPU. A model whose calls XLA cannot compile keeps the general
-    loop for every chunk, and so does one that does not compute in float32
-    (``xla`` False, :func:`xla_rounds_alike`).
+    :data:`XLA_FROM_RUN`-th run on: 3.6x faster for a 4-layer GPT2 at 128
+    tokens on a CPU (76 ms against 271 ms). A model whose calls XLA cannot
+    compile keeps the general loop for every chunk, and so does one that does
+    not compute in float32 (``xla`` False, :func:`xla_rounds_alike`).
     """
     import tensorflow as tf
 
