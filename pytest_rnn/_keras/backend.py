@@ -88,10 +88,12 @@ class Traces:
 
     def __init__(self) -> None:
         self.count = 0
+        self._lock = threading.Lock()  # the cached check traces its two loops in two threads
 
     def add(self) -> None:
         """Count one (passed to the compiling functions as their ``count`` callback)."""
-        self.count += 1
+        with self._lock:
+            self.count += 1
 
 
 #: The one trace counter.
