@@ -68,7 +68,8 @@ def assert_cached_decoding_matches_full(
     those must equal the full pass's at every position the loop computes (from
     the prompt's last token to the second-to-last token; with a single chunk the
     prompt is every token but the last, and a one-token sequence leaves the loop
-    nothing to compute). The loop runs eagerly so that the sampler can record.
+    nothing to compute). The sampler records inside the compiled loop; on
+    TensorFlow and JAX the loop runs in a thread beside the cached run.
 
     Right padding (``padding_mask`` False after a sample's last token) is left
     out of the comparison. Left padding, or padding between tokens, is only
