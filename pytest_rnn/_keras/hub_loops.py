@@ -108,19 +108,20 @@ def _tf_decode(call: Callable[..., tuple[Any, Any]], template: Any, *, xla: bool
     def time_first(t: Any) -> Any:
         return tf.transpose(t, [1, 0, 2])
 
-    def body(tokens: Any, mask: Any, cache: Any, starts: Any, ends: Any) -> tuple[Any, Any]:
-        TRACES.add()
+    def chunk_loop(
+        cut: Callable[[Any, Any], tuple[Any, Any]], cache: Any, count: Any, size: Any, length: Any
+    ) -> tuple[Any, Any]:
+        """Chunks ``0 .. count - 1`` through ``cut`` in a ``tf.while_loop``: logits joined, last cache.
 
-        def cut(i: Any, cache: Any) -> tuple[Any, Any]:
-            a, b = starts[i], ends[i]
-            return call(tokens[:, a:b], mask[:, a:b], cache, a)
-
+        ``size`` slots of ``length`` steps each (``None``: chunks of any length)
+        hold the logits; slots past ``count`` are left out of the result.
+        """
         first, cache = cut(0, cache)
         logits = tf.TensorArray(
             first.dtype,
-            size=tf.shape(starts)[0],
+            size=size,
             infer_shape=False,
-            element_shape=tf.TensorShape([None, first.shape[0], first.shape[2]]),
+            element_shape=tf.TensorShape([length, first.shape[0], first.shape[2]]),
         ).write(0, time_first(first))
 
         def step(i: Any, logits: Any, cache: Any) -> tuple[Any, Any, Any]:
@@ -128,9 +129,19 @@ def _tf_decode(call: Callable[..., tuple[Any, Any]], template: Any, *, xla: bool
             return i + 1, logits.write(i, time_first(out)), cache
 
         _, logits, cache = tf.while_loop(
-            lambda i, *_: i < tf.shape(starts)[0], step, (tf.constant(1), logits, cache)
+            lambda i, *_: i < count, step, (tf.constant(1), logits, cache)
         )
         return time_first(logits.concat()), cache
+
+    def body(tokens: Any, mask: Any, cache: Any, starts: Any, ends: Any) -> tuple[Any, Any]:
+        TRACES.add()
+
+        def cut(i: Any, cache: Any) -> tuple[Any, Any]:
+            a, b = starts[i], ends[i]
+            return call(tokens[:, a:b], mask[:, a:b], cache, a)
+
+        n = tf.shape(starts)[0]
+        return chunk_loop(cut, cache, n, n, None)
 
     def run_of(length: int) -> Callable[..., tuple[Any, Any]]:
         """``count`` chunks of ``length`` tokens from position ``start``: their logits, the cache."""
@@ -147,19 +158,10 @@ def _tf_decode(call: Callable[..., tuple[Any, Any]], template: Any, *, xla: bool
                     a,
                 )
 
-            first, cache = cut(0, cache)
-            logits = tf.TensorArray(first.dtype, size=tf.shape(tokens)[1] // length).write(0, first)
-
-            def step(i: Any, logits: Any, cache: Any) -> tuple[Any, Any, Any]:
-                out, cache = cut(i, cache)
-                return i + 1, logits.write(i, out), cache
-
-            _, logits, cache = tf.while_loop(
-                lambda i, *_: i < count, step, (tf.constant(1), logits, cache)
-            )
-            stacked = logits.stack()  # (chunks, batch, length, vocabulary)
-            joined = tf.reshape(tf.transpose(stacked, [1, 0, 2, 3]), [batch, -1, first.shape[2]])
-            return joined[:, : count * length], cache
+            # XLA wants a fixed number of slots: as many as the tokens could fill.
+            slots = tf.shape(tokens)[1] // length
+            logits, cache = chunk_loop(cut, cache, count, slots, length)
+            return logits[:, : count * length], cache
 
         scalar = tf.TensorSpec((), tf.int32)
         return own_tf_function(
