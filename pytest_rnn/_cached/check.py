@@ -11,6 +11,7 @@ the engine's mismatch block and the diagnosis of :mod:`.diagnose` and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -141,7 +142,12 @@ def _check(
     inputs = token_batch(tokens, mask)
     # The generation loop runs beside the full pass and the cached loop (a thread where the
     # backend's compiled loops leave Python's lock free: K.alongside); its error is kept.
-    with K.alongside(lambda: _generated(model, inputs, schedule, forced)) as generated:
+    beside = (
+        K.alongside(lambda: _generated(model, inputs, schedule))
+        if forced
+        else contextlib.nullcontext(lambda: None)
+    )
+    with beside as generated:
         reference = model.full(tokens, mask)
         tolerance = resolve_tolerance(rtol, atol, reference.dtype)
         cached, _ = cached_run(model, inputs, schedule, compiled=True)
@@ -189,11 +195,9 @@ def _check(
 
 
 def _generated(
-    model: K.CachedLM, inputs: Batch, schedule: ChunkSchedule, forced: bool
-) -> K.Generation | ValueError | None:
-    """The forced generation loop's run; the ValueError saying it cannot be forced; ``None`` unasked."""
-    if not forced:
-        return None
+    model: K.CachedLM, inputs: Batch, schedule: ChunkSchedule
+) -> K.Generation | ValueError:
+    """The forced generation loop's run, or the ValueError saying it cannot be forced."""
     try:
         return generation(model, inputs, schedule)
     except ValueError as error:
