@@ -22,7 +22,6 @@ from pytest_rnn._keras.arguments import check_factory as check_factory
 from pytest_rnn._keras.arguments import check_function as check_function
 from pytest_rnn._keras.arguments import check_hook as check_hook
 from pytest_rnn._keras.backend import TRACES as TRACES
-from pytest_rnn._keras.backend import alongside as alongside
 from pytest_rnn._keras.backend import eager_call as eager_call
 from pytest_rnn._keras.backend import float64_missing as float64_missing
 from pytest_rnn._keras.backend import float64_scope as float64_scope
@@ -87,6 +86,7 @@ from pytest_rnn._keras.switches import DETERMINISM as DETERMINISM
 from pytest_rnn._keras.switches import determinism_guard as determinism_guard
 from pytest_rnn._keras.switches import precision_guard as precision_guard
 from pytest_rnn._keras.switches import seed_guard as seed_guard
+from pytest_rnn._keras.threads import alongside as alongside
 from pytest_rnn._keras.timing import Timing as Timing
 from pytest_rnn._keras.timing import causal_reason as causal_reason
 from pytest_rnn._keras.timing import stream_reason as stream_reason

@@ -14,7 +14,6 @@ function                  TensorFlow              JAX                     torch
 ``eager_call``            eager                   eager                   eager, ``no_grad``
 ``to_numpy``              ``.numpy()``            ``np.asarray``          ``.detach().cpu()``;
                                                                           bfloat16 via float32
-``alongside``             a thread                a thread                called when asked for
 ========================  ======================  ======================  =====================
 
 Backend libraries are imported inside functions only (importing pytest_rnn
@@ -35,7 +34,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +43,6 @@ from pytest_rnn._keras.layers import needs_static_time, state_variables, statefu
 
 __all__ = [
     "TRACES",
-    "alongside",
     "compile_call",
     "eager_call",
     "float64_missing",
@@ -98,48 +96,6 @@ class Traces:
 
 #: The one trace counter.
 TRACES = Traces()
-
-
-T = TypeVar("T")
-
-
-@contextlib.contextmanager
-def alongside(fn: Callable[[], T]) -> Iterator[Callable[[], T]]:
-    """``fn`` run beside the caller's own work: inside, a function that gives its result.
-
-    TensorFlow and JAX run compiled programs without holding Python's lock, so a
-    second compiled loop in a thread runs on another core: the cached-decoding
-    check's two loops on a 4-layer GPT2 at 128 tokens took 72 + 82 ms one after
-    the other on JAX, 75 ms side by side. The precision switches the assertions
-    set (:mod:`.switches`) are process-wide on both. torch runs its loops from
-    Python, so there ``fn`` is called when its result is asked for. The result
-    raises what ``fn`` raised; leaving the block waits for ``fn`` to end, so
-    nothing of it runs after the caller has moved on.
-    """
-    if name() == "torch":
-        yield fn
-        return
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as error:  # handed to the caller, who asked for the result
-            box["error"] = error
-
-    thread = threading.Thread(target=work, name="pytest-rnn-alongside", daemon=True)
-    thread.start()
-
-    def result() -> T:
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-    try:
-        yield result
-    finally:
-        thread.join()
 
 
 def name() -> str:
