@@ -128,8 +128,9 @@ class Size:
 
 
 SIZES = {
-    # Two sequence models (one of them measured for causality) and a bug of each kind: a
-    # bug costs a failing assertion and its diagnosis (about 1 s); the full size runs all.
+    # Two sequence models (the derandomized draw of one gave no causality check) and a bug
+    # of each kind: a bug costs a failing assertion and its diagnosis (about 1 s); the full
+    # size injects them all.
     "tiny": Size(
         models=2, steps=12, seq2seq=1, max_decoder_steps=4, bug_models=1, bug_seq2seq=1,
         bugs=("Conv1D padding='same' inserted", "encoder states not passed"),
