@@ -212,21 +212,23 @@ def test_alongside_runs_beside_the_caller_under_its_precision_and_is_waited_for(
     import threading
     import time
 
-    threaded = keras.backend.backend() != "torch"  # torch: called when its result is asked for
-
     def work() -> tuple[str, Any]:
-        jax, tf = sys.modules.get("jax"), sys.modules.get("tensorflow")
+        jax, tf, torch = (sys.modules.get(m) for m in ("jax", "tensorflow", "torch"))
         return threading.current_thread().name, (
             jax and jax.config.jax_default_matmul_precision,
             tf and tf.config.experimental.tensor_float_32_execution_enabled(),
+            torch and torch.backends.cuda.matmul.allow_tf32,
         )
 
     with K.precision_guard(), K.alongside(work) as result:
         thread, precision = result()
-    assert thread == ("pytest-rnn-alongside" if threaded else threading.current_thread().name)
+    assert thread == "pytest-rnn-alongside"
     jax = sys.modules.get("jax")
     assert precision[0] == (jax and "highest")  # the switches are process-wide
     assert precision[1] in (None, False)
+    assert precision[2] in (None, False)
+    with K.alongside(work, thread=False) as asked:  # called when asked for, in this thread
+        assert asked()[0] == threading.current_thread().name
     with K.alongside(lambda: 1 / 0) as failed, pytest.raises(ZeroDivisionError):
         failed()
     done = threading.Event()
@@ -237,7 +239,7 @@ def test_alongside_runs_beside_the_caller_under_its_precision_and_is_waited_for(
 
     with pytest.raises(RuntimeError, match="the caller fails first"), K.alongside(slow):
         raise RuntimeError("the caller fails first")
-    assert done.is_set() == threaded  # waited for: nothing of it runs after the block
+    assert done.is_set()  # waited for: nothing of it runs after the block
     assert not any(t.name == "pytest-rnn-alongside" for t in threading.enumerate())
 
 

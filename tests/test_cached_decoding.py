@@ -597,15 +597,41 @@ class SaysWhereItGenerates(M.GPT2CausalLM):
 
 @pytest.mark.backends
 def test_the_generation_loop_runs_beside_the_cached_loop(tokens: np.ndarray) -> None:
+    # torch: from the second check on one shape, where both loops replay traces; the first
+    # is Python (tracing, eager calls), which two threads only slow down.
     import threading
 
+    lm = fresh("GPT2")
+    seen: list[str] = []
+    generate_step = lm.generate_step
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return generate_step(*args, **kwargs)
+
+    lm.generate_step = noted
+    assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    first = set(seen)
+    seen.clear()
+    assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    if keras.backend.backend() == "torch":  # generate_step runs in Python at every check
+        assert (first, set(seen)) == ({"MainThread"}, {"pytest-rnn-alongside"})
+    else:  # generate_step runs where it is traced
+        assert first | set(seen) == {"pytest-rnn-alongside"}
+    assert not any(t.name == "pytest-rnn-alongside" for t in threading.enumerate())
+
+
+@pytest.mark.backends
+def test_a_class_of_the_users_generates_beside_the_cached_loop_where_it_compiles(
+    tokens: np.ndarray,
+) -> None:
+    # torch traces Keras's and KerasHub's classes only: a user's runs eagerly, loop after loop
     lm = fresh("GPT2", SaysWhereItGenerates)
     SaysWhereItGenerates.threads.clear()
     assert_cached_decoding_matches_full(lm, tokens, chunks=1)
-    # torch runs both loops from Python, one after the other
-    beside = "MainThread" if keras.backend.backend() == "torch" else "pytest-rnn-alongside"
-    assert set(lm.threads) == {beside}
-    assert not any(t.name == "pytest-rnn-alongside" for t in threading.enumerate())
+    assert_cached_decoding_matches_full(lm, tokens, chunks=1)
+    torch = keras.backend.backend() == "torch"
+    assert set(lm.threads) == {"MainThread" if torch else "pytest-rnn-alongside"}
 
 
 def test_a_call_with_cache_that_cannot_be_compiled_is_run_eagerly_and_still_judged(

@@ -452,3 +452,27 @@ def test_a_replay_that_raises_falls_back_to_the_eager_call() -> None:
     step.pending["checked"] = broken  # and one that raises while it is checked
     assert torch.equal(step("checked", True, (x,)), x * 2)
     assert step.traces["checked"] is None
+
+
+def test_traces_made_side_by_side_leave_the_warning_filters_as_they_were() -> None:
+    # The cached check's two loops trace in two threads; the filter each trace sets is the
+    # process's, so one trace at a time, or the later restore brings back the other's.
+    import threading
+    import time
+
+    import torch
+
+    def slow(x: Any) -> Any:
+        time.sleep(0.2)  # the first trace is still running when the second starts
+        return x * 2
+
+    before = list(warnings.filters)
+    args = (torch.ones(2),)
+    first, second = traced.Replays(slow, lambda: None), traced.Replays(slow, lambda: None)
+    beside = threading.Thread(target=first, args=((2,), True, args))
+    beside.start()
+    time.sleep(0.05)
+    assert torch.equal(second((2,), True, args), torch.full((2,), 2.0))
+    beside.join()
+    assert warnings.filters == before
+    assert first.pending and second.pending  # both traced

@@ -141,9 +141,12 @@ def _check(
     """Run every side and compare; the failure report and its picture, or ``None`` when they agree."""
     inputs = token_batch(tokens, mask)
     # The generation loop runs beside the full pass and the cached loop (a thread where the
-    # backend's compiled loops leave Python's lock free: K.alongside); its error is kept.
+    # loops are compiled and leave Python's lock free: K.alongside); its error is kept.
     beside = (
-        K.alongside(lambda: _generated(model, inputs, schedule))
+        K.alongside(
+            lambda: _generated(model, inputs, schedule),
+            thread=model.loops_side_by_side(tokens),
+        )
         if forced
         else contextlib.nullcontext(lambda: None)
     )

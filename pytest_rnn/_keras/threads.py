@@ -1,11 +1,4 @@
-"""A second piece of work run beside the caller's: :func:`alongside`.
-
-========================  ======================  ======================  =====================
-function                  TensorFlow              JAX                     torch
-========================  ======================  ======================  =====================
-``alongside``             a thread                a thread                called when asked for
-========================  ======================  ======================  =====================
-"""
+"""A second piece of work run beside the caller's, in a thread: :func:`alongside`."""
 
 from __future__ import annotations
 
@@ -14,27 +7,28 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from pytest_rnn._keras.backend import name
-
 __all__ = ["alongside"]
 
 T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def alongside(fn: Callable[[], T]) -> Iterator[Callable[[], T]]:
+def alongside(fn: Callable[[], T], *, thread: bool = True) -> Iterator[Callable[[], T]]:
     """``fn`` run beside the caller's own work: inside, a function that gives its result.
 
-    TensorFlow and JAX run compiled programs without holding Python's lock, so a
-    second compiled loop in a thread runs on another core: the cached-decoding
-    check's two loops on a 4-layer GPT2 at 128 tokens took 72 + 82 ms one after
-    the other on JAX, 75 ms side by side. The precision switches the assertions
-    set (:mod:`.switches`) are process-wide on both. torch runs its loops from
-    Python, so there ``fn`` is called when its result is asked for. The result
-    raises what ``fn`` raised; leaving the block waits for ``fn`` to end, so
-    nothing of it runs after the caller has moved on.
+    Compiled programs run without holding Python's lock (TensorFlow's graphs,
+    JAX's jitted calls, torch's TorchScript replays), so a second compiled loop
+    in a thread runs on another core: the cached-decoding check's two loops on
+    a 4-layer GPT2 at 128 tokens took 72 + 82 ms one after the other on JAX, 75
+    ms side by side. The precision switches the assertions set
+    (:mod:`.switches`) are process-wide on every backend; what is
+    thread-local (torch's grad mode, JAX's jit switch) ``fn`` enters itself.
+    The result raises what ``fn`` raised; leaving the block waits for ``fn`` to
+    end, so nothing of it runs after the caller has moved on. With
+    ``thread=False``, ``fn`` is called when its result is asked for, in the
+    caller's thread.
     """
-    if name() == "torch":
+    if not thread:
         yield fn
         return
     box: dict[str, Any] = {}
@@ -45,11 +39,11 @@ def alongside(fn: Callable[[], T]) -> Iterator[Callable[[], T]]:
         except BaseException as error:  # handed to the caller, who asked for the result
             box["error"] = error
 
-    thread = threading.Thread(target=work, name="pytest-rnn-alongside", daemon=True)
-    thread.start()
+    worker = threading.Thread(target=work, name="pytest-rnn-alongside", daemon=True)
+    worker.start()
 
     def result() -> T:
-        thread.join()
+        worker.join()
         if "error" in box:
             raise box["error"]
         return box["value"]
@@ -57,4 +51,4 @@ def alongside(fn: Callable[[], T]) -> Iterator[Callable[[], T]]:
     try:
         yield result
     finally:
-        thread.join()
+        worker.join()

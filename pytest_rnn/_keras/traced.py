@@ -23,6 +23,7 @@ either way.
 from __future__ import annotations
 
 import collections
+import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -55,6 +56,9 @@ TRACES_PER_TWIN = 4
 #: A trace is checked on this many replays: TorchScript's executor profiles the first
 #: and runs an optimized graph from the second on (``torch._C._jit_get_num_profiled_runs``).
 CHECKED_REPLAYS = 3
+
+#: Held while a trace is made (see :meth:`Replays._trace`).
+_TRACING = threading.Lock()
 
 #: ``(x, starts, ends) -> flat outputs``, as :func:`~pytest_rnn._keras.loops.graph_stream`.
 StreamLoop = Callable[[Any, np.ndarray, np.ndarray], list[np.ndarray]]
@@ -142,7 +146,9 @@ class Replays:
 
         self.count()
         try:
-            with warnings.catch_warnings():  # its deprecation and shape-reading notes
+            # One trace at a time: the filter below is the process's, and two loops may
+            # trace side by side (:func:`~pytest_rnn._keras.threads.alongside`).
+            with _TRACING, warnings.catch_warnings():  # its deprecation and shape-reading notes
                 warnings.simplefilter("ignore")
                 return torch.jit.trace(self.call, args, check_trace=False)
         except Exception:  # not traceable: eager
