@@ -515,6 +515,46 @@ def test_twin_follows_weights_trained_after_the_first_call(x: np.ndarray) -> Non
     assert_stateful_equals_batch(model, x, chunks=3)
 
 
+@pytest.mark.backends
+def test_the_reference_runs_beside_the_stream_once_compiled(
+    monkeypatch: pytest.MonkeyPatch, x: np.ndarray
+) -> None:
+    # TensorFlow: from a model's second check on one signature, its reference (a compiled
+    # call) runs in a thread beside the stream. The first check traces, which is Python:
+    # one after the other, as on the other backends. Verdicts and messages are the same.
+    import threading
+
+    import pytest_rnn._stateful.check as check
+
+    seen: list[str] = []
+    prepared = check._prepared_reference
+
+    def noted(*args: Any) -> Any:
+        run, warm = prepared(*args)
+
+        def run_noted() -> Any:
+            seen.append(threading.current_thread().name)
+            return run()
+
+        return run_noted, warm
+
+    monkeypatch.setattr(check, "_prepared_reference", noted)
+    beside = "pytest-rnn-alongside" if keras.backend.backend() == "tensorflow" else "MainThread"
+    correct = seed003_model()  # a last-step model: its reference is its every-step copy
+    for _ in range(2):
+        assert_stateful_equals_batch(correct, x, chunks=1)
+    assert seen == ["MainThread", beside]
+    seen.clear()
+    broken = with_front(layers.Conv1D(3, 3, padding="same"), name="broken")
+    reports = []
+    for _ in range(2):
+        with pytest.raises(RNNAssertionError) as info:
+            assert_stateful_equals_batch(broken, x)
+        reports.append(str(info.value))
+    assert seen == ["MainThread", beside]
+    assert reports[0] == reports[1] and "first layer that differs: 'conv1d" in reports[1]
+
+
 @pytest.mark.tensorflow_only(
     "tf.function trace counts: JAX traces once per shape, torch runs eagerly"
 )

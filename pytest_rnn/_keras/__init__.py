@@ -30,6 +30,7 @@ from pytest_rnn._keras.backend import name as backend_name
 from pytest_rnn._keras.backend import to_numpy as to_numpy
 from pytest_rnn._keras.calls import ModelCache as ModelCache
 from pytest_rnn._keras.calls import compiled as compiled
+from pytest_rnn._keras.calls import compiled_before as compiled_before
 from pytest_rnn._keras.datasets import dataset_arrays as dataset_arrays
 from pytest_rnn._keras.datasets import datasets_fitted as datasets_fitted
 from pytest_rnn._keras.datasets import is_dataset as is_dataset
@@ -87,6 +88,7 @@ from pytest_rnn._keras.switches import determinism_guard as determinism_guard
 from pytest_rnn._keras.switches import precision_guard as precision_guard
 from pytest_rnn._keras.switches import seed_guard as seed_guard
 from pytest_rnn._keras.threads import alongside as alongside
+from pytest_rnn._keras.threads import thread_for_compiled_calls as thread_for_compiled_calls
 from pytest_rnn._keras.timing import Timing as Timing
 from pytest_rnn._keras.timing import causal_reason as causal_reason
 from pytest_rnn._keras.timing import stream_reason as stream_reason
@@ -124,6 +126,7 @@ __all__ = [
     "check_model",
     "clone",
     "compiled",
+    "compiled_before",
     "copy_weights",
     "dataset_arrays",
     "datasets_fitted",
@@ -175,6 +178,7 @@ __all__ = [
     "suspects",
     "sync_weights",
     "tensors_model",
+    "thread_for_compiled_calls",
     "time_stride",
     "timing",
     "to_numpy",

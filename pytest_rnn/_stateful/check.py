@@ -28,7 +28,13 @@ from pytest_rnn._core.validate import Batch, check_tolerances
 from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
 from pytest_rnn._report import recorded
 from pytest_rnn._stateful.diagnose import _cannot_stream, _Case, _diagnose
-from pytest_rnn._stateful.run import _reference, _sequence_flags, _Setup, _stream, _stream_inputs
+from pytest_rnn._stateful.run import (
+    _prepared_reference,
+    _sequence_flags,
+    _Setup,
+    _stream,
+    _stream_inputs,
+)
 
 __all__ = ["assert_stateful_equals_batch"]
 
@@ -170,16 +176,21 @@ def _check(
 ) -> tuple[str | None, StepPicture | None]:
     """Run every comparison; the failure report and its picture, or ``None`` when all hold."""
     sequence = _sequence_flags(setup.reference, inputs)
-    try:
-        streamed = _stream(
-            setup.streamer, inputs, schedule, sequence, setup.per_sample, ours=not setup.user_stream
-        )
-    except Exception as error:  # Keras may refuse to feed such a model chunk by chunk
-        report = _cannot_stream(model, error, inputs, schedule)
-        if report is None:
-            raise
-        return report, None
-    reference = _reference(setup.reference, inputs, schedule, sequence)
+    # The reference runs beside the stream once it is compiled, where that pays
+    # (K.thread_for_compiled_calls); its first call traces, which is Python.
+    prepared, warm = _prepared_reference(setup.reference, inputs, schedule, sequence)
+    with K.alongside(prepared, thread=warm and K.thread_for_compiled_calls()) as reference_run:
+        try:
+            streamed = _stream(
+                setup.streamer, inputs, schedule, sequence, setup.per_sample,
+                ours=not setup.user_stream,
+            )  # fmt: skip
+        except Exception as error:  # Keras may refuse to feed such a model chunk by chunk
+            report = _cannot_stream(model, error, inputs, schedule)
+            if report is None:
+                raise
+            return report, None
+        reference = reference_run()
     valid = K.valid_steps(model, inputs.leaves)
     tolerances = [resolve_tolerance(rtol, atol, ref.dtype) for ref in reference]
     case = _Case(model, stateful_model, setup, inputs, schedule, sequence, tolerances, valid)

@@ -142,25 +142,47 @@ def _reference(
     model: Any, inputs: Batch, schedule: ChunkSchedule, sequence: list[bool]
 ) -> list[np.ndarray]:
     """The model on the whole of x (sequence outputs) and on every chunk-end prefix (last-step outputs)."""
+    return _prepared_reference(model, inputs, schedule, sequence)[0]()
+
+
+def _prepared_reference(
+    model: Any, inputs: Batch, schedule: ChunkSchedule, sequence: list[bool]
+) -> tuple[Callable[[], list[np.ndarray]], bool]:
+    """:func:`_reference` as a call of compiled models only, and whether they were compiled before.
+
+    Every copy the call needs is made here, so it may run in another thread
+    (:func:`~pytest_rnn._keras.threads.alongside`): building a Keras model reads
+    Keras's thread-local state, calling a built one does not.
+    """
     if sequence == [False] and len(schedule.ends) > 1:
         every_step = K.every_step_copy(model)
         if every_step is not None:
             # Its output at step t-1 is the model's on x[:, :t], for every t in one
             # call (K.every_step_copy says when: the last RNN returning every step,
             # or a lookahead copy where the layers before it read a few steps ahead).
-            call = K.compiled(every_step, inputs.tree, fixed_batch=False)
-            (steps,) = _flat(call(inputs.tree))
-            return [steps[:, schedule.last_steps]]
+            warm = K.compiled_before(every_step, inputs.tree, fixed_batch=False)
+            steps_call = K.compiled(every_step, inputs.tree, fixed_batch=False)
+
+            def every_step_run() -> list[np.ndarray]:
+                (steps,) = _flat(steps_call(inputs.tree))
+                return [steps[:, schedule.last_steps]]
+
+            return every_step_run, warm
+    warm = K.compiled_before(model, inputs.tree, fixed_batch=False)
     call = K.compiled(model, inputs.tree, fixed_batch=False)
-    full = _flat(call(inputs.tree))
-    if all(sequence):
-        return full
-    prefixes: list[list[np.ndarray]] = [[] for _ in sequence]
-    for end in schedule.ends:
-        out = full if end == inputs.steps else _flat(call(inputs.steps_slice(0, end).tree))
-        for n, leaf in enumerate(out):
-            prefixes[n].append(leaf)
-    return [f if seq else np.stack(p, axis=1) for f, p, seq in zip(full, prefixes, sequence)]
+
+    def run() -> list[np.ndarray]:
+        full = _flat(call(inputs.tree))
+        if all(sequence):
+            return full
+        prefixes: list[list[np.ndarray]] = [[] for _ in sequence]
+        for end in schedule.ends:
+            out = full if end == inputs.steps else _flat(call(inputs.steps_slice(0, end).tree))
+            for n, leaf in enumerate(out):
+                prefixes[n].append(leaf)
+        return [f if seq else np.stack(p, axis=1) for f, p, seq in zip(full, prefixes, sequence)]
+
+    return run, warm
 
 
 def _sequence_flags(reference: Any, inputs: Batch) -> list[bool]:
