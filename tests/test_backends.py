@@ -218,8 +218,11 @@ def test_alongside_runs_beside_the_caller_under_its_precision_and_is_waited_for(
             jax and jax.config.jax_default_matmul_precision,
             tf and tf.config.experimental.tensor_float_32_execution_enabled(),
             torch and torch.backends.cuda.matmul.allow_tf32,
+            torch and torch.get_num_threads(),
         )
 
+    torch = sys.modules.get("torch")
+    cores = torch and torch.get_num_threads()
     with K.precision_guard(), K.alongside(work) as result:
         thread, precision = result()
     assert thread == "pytest-rnn-alongside"
@@ -227,6 +230,9 @@ def test_alongside_runs_beside_the_caller_under_its_precision_and_is_waited_for(
     assert precision[0] == (jax and "highest")  # the switches are process-wide
     assert precision[1] in (None, False)
     assert precision[2] in (None, False)
+    # torch: each of the two threads gets half of its intra-op threads, all of them after
+    assert precision[3] == (max(1, cores // 2) if keras.backend.backend() == "torch" else cores)
+    assert (torch and torch.get_num_threads()) == cores
     with K.alongside(work, thread=False) as asked:  # called when asked for, in this thread
         assert asked()[0] == threading.current_thread().name
     with K.alongside(lambda: 1 / 0) as failed, pytest.raises(ZeroDivisionError):
