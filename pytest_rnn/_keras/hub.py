@@ -297,10 +297,10 @@ class CachedLM:
         On TensorFlow and JAX always: their compiled loops leave Python's lock
         free. On torch once this model's loops have run on ``tokens``'s shape
         and can replay traces (of Keras's and KerasHub's classes only): side
-        by side, a 4-layer GPT2's check at 128 tokens took 0.54 s against 0.75
-        s. The first run is Keras's Python, tracing and eager calls, which two
-        threads only slow down (GPT2-tiny's first check: 0.78 s side by side,
-        0.46 s one after the other).
+        by side, each thread with half the cores, a 4-layer GPT2's check at 128
+        tokens took 483 ms against 707 ms. The first run is Keras's Python,
+        tracing and eager calls, which two threads only slow down (GPT2-tiny's
+        first check: 0.78 s side by side, 0.46 s one after the other).
         """
         decode = _LOOPS.of(self.lm).get(("decode", tuple(tokens.shape)))
         return name() != "torch" or decode is not None
