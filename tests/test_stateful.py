@@ -539,11 +539,12 @@ def test_the_reference_runs_beside_the_stream_once_compiled(
         return run_noted, warm
 
     monkeypatch.setattr(check, "_prepared_reference", noted)
-    beside = "pytest-rnn-alongside" if keras.backend.backend() == "tensorflow" else "MainThread"
+    here = threading.current_thread().name
+    beside = "pytest-rnn-alongside" if keras.backend.backend() == "tensorflow" else here
     correct = seed003_model()  # a last-step model: its reference is its every-step copy
     for _ in range(2):
         assert_stateful_equals_batch(correct, x, chunks=1)
-    assert seen == ["MainThread", beside]
+    assert seen == [here, beside]
     seen.clear()
     broken = with_front(layers.Conv1D(3, 3, padding="same"), name="broken")
     reports = []
@@ -551,7 +552,7 @@ def test_the_reference_runs_beside_the_stream_once_compiled(
         with pytest.raises(RNNAssertionError) as info:
             assert_stateful_equals_batch(broken, x)
         reports.append(str(info.value))
-    assert seen == ["MainThread", beside]
+    assert seen == [here, beside]
     assert reports[0] == reports[1] and "first layer that differs: 'conv1d" in reports[1]
 
 
