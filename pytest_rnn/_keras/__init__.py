@@ -30,7 +30,7 @@ from pytest_rnn._keras.backend import name as backend_name
 from pytest_rnn._keras.backend import to_numpy as to_numpy
 from pytest_rnn._keras.calls import ModelCache as ModelCache
 from pytest_rnn._keras.calls import compiled as compiled
-from pytest_rnn._keras.calls import compiled_before as compiled_before
+from pytest_rnn._keras.calls import compiled_warm as compiled_warm
 from pytest_rnn._keras.datasets import dataset_arrays as dataset_arrays
 from pytest_rnn._keras.datasets import datasets_fitted as datasets_fitted
 from pytest_rnn._keras.datasets import is_dataset as is_dataset
@@ -126,7 +126,7 @@ __all__ = [
     "check_model",
     "clone",
     "compiled",
-    "compiled_before",
+    "compiled_warm",
     "copy_weights",
     "dataset_arrays",
     "datasets_fitted",

@@ -12,7 +12,7 @@ from pytest_rnn._core.tree import flatten
 from pytest_rnn._keras.backend import TRACES, compile_call
 from pytest_rnn._keras.layerstate import state_print
 
-__all__ = ["ModelCache", "compiled", "compiled_before"]
+__all__ = ["ModelCache", "compiled", "compiled_warm"]
 
 
 class ModelCache:
@@ -47,23 +47,18 @@ def compiled(model: Any, x: Any, *, fixed_batch: bool) -> Callable[[Any], Any]:
     states are read before and written back after every call. torch: eager,
     without autograd.
     """
-    key = _key(model, x, fixed_batch)
-    per_model = _CALLERS.of(model)
-    if key in per_model:
-        return per_model[key]
-    call = compile_call(weakref.ref(model), x, key[1], TRACES.add)
-    per_model[key] = call
-    return call
+    return compiled_warm(model, x, fixed_batch=fixed_batch)[0]
 
 
-def compiled_before(model: Any, x: Any, *, fixed_batch: bool) -> bool:
-    """Whether :func:`compiled` has made this caller already (so its trace exists where it was called)."""
-    return _key(model, x, fixed_batch) in _CALLERS.of(model)
-
-
-def _key(model: Any, x: Any, fixed_batch: bool) -> tuple[Any, ...]:
-    """:func:`compiled`'s cache key."""
+def compiled_warm(model: Any, x: Any, *, fixed_batch: bool) -> tuple[Callable[[Any], Any], bool]:
+    """:func:`compiled`'s caller, and whether an earlier call had made it (so it has traced)."""
     structure = tuple((p, np.asarray(a).dtype.str, np.shape(a)[2:]) for p, a in flatten(x))
     batch = int(np.shape(flatten(x)[0][1])[0]) if fixed_batch else None
     # A trace holds the adapted statistics it was made with: adapted anew, traced anew.
-    return (structure, batch, tuple(state_print(model)))
+    key = (structure, batch, tuple(state_print(model)))
+    per_model = _CALLERS.of(model)
+    if key in per_model:
+        return per_model[key], True
+    call = compile_call(weakref.ref(model), x, batch, TRACES.add)
+    per_model[key] = call
+    return call, False

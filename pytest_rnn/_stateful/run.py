@@ -160,16 +160,14 @@ def _prepared_reference(
             # Its output at step t-1 is the model's on x[:, :t], for every t in one
             # call (K.every_step_copy says when: the last RNN returning every step,
             # or a lookahead copy where the layers before it read a few steps ahead).
-            warm = K.compiled_before(every_step, inputs.tree, fixed_batch=False)
-            steps_call = K.compiled(every_step, inputs.tree, fixed_batch=False)
+            steps_call, warm = K.compiled_warm(every_step, inputs.tree, fixed_batch=False)
 
             def every_step_run() -> list[np.ndarray]:
                 (steps,) = _flat(steps_call(inputs.tree))
                 return [steps[:, schedule.last_steps]]
 
             return every_step_run, warm
-    warm = K.compiled_before(model, inputs.tree, fixed_batch=False)
-    call = K.compiled(model, inputs.tree, fixed_batch=False)
+    call, warm = K.compiled_warm(model, inputs.tree, fixed_batch=False)
 
     def run() -> list[np.ndarray]:
         full = _flat(call(inputs.tree))
