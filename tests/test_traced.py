@@ -476,3 +476,24 @@ def test_traces_made_side_by_side_leave_the_warning_filters_as_they_were() -> No
     beside.join()
     assert warnings.filters == before
     assert first.pending and second.pending  # both traced
+
+
+def test_replays_run_in_inference_mode_and_eager_calls_do_not() -> None:
+    # A replay creates no variable, so it runs without autograd's bookkeeping; an eager
+    # call may run any Keras code (a layer built there must keep ordinary weights, which
+    # training can use), so it runs as the caller set it.
+    import torch
+
+    dense = keras.layers.Dense(3)
+    dense.build((None, 4))
+    step = traced.Replays(traced.with_values(dense, dense.weights), lambda: None)
+    x = torch.ones(2, 4)
+    values = tuple(v.value for v in dense.weights)
+    with torch.no_grad():  # as the streams and loops call it
+        results = [step((2, 4), True, (values, x)) for _ in range(4)]  # eager, check, replays
+    assert step.replaying
+    assert [r.is_inference() for r in results] == [False, False, True, True]
+    assert all(torch.equal(r, results[0]) for r in results)
+    assert not any(v.value.is_inference() for v in dense.weights)
+    torch.sum(dense(x)).backward()  # the weights still take gradients
+    assert dense.kernel.value.grad is not None
