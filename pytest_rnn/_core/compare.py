@@ -170,18 +170,19 @@ def compare(
     """
     a = np.asarray(actual)
     e = np.asarray(expected)
-    step_map = tuple(int(s) for s in steps) if steps is not None else None
+
+    def step_map() -> tuple[int, ...] | None:  # only a report needs it
+        return tuple(int(s) for s in steps) if steps is not None else None
+
     if a.shape != e.shape:
         return Mismatch(
             shape=e.shape, compared=0, mismatched=0, first=(), first_actual=math.nan,
             first_expected=math.nan, max_abs=math.nan, max_abs_at=(), max_rel=math.nan,
-            max_rel_at=(), rows=(), tolerance=tolerance, steps=step_map,
+            max_rel_at=(), rows=(), tolerance=tolerance, steps=step_map(),
             shape_error=f"shape {a.shape} where {e.shape} was expected",
         )  # fmt: skip
     a64 = a.astype(np.float64)
     e64 = e.astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(a64 - e64)
     exceeded = tolerance.exceeded(a64, e64)
     considered = np.ones(e.shape, dtype=bool)
     if valid is not None:
@@ -192,6 +193,8 @@ def compare(
     n_bad = int(bad.sum())
     if n_bad == 0:
         return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a64 - e64)
 
     # Walk mismatches in time order: step first, then sample, then features.
     order = list(range(e.ndim))
@@ -224,7 +227,7 @@ def compare(
         max_rel_at=max_rel_at,
         rows=rows,
         tolerance=tolerance,
-        steps=step_map,
+        steps=step_map(),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -93,9 +94,12 @@ class ChunkSchedule:
             )
         return cls(tuple(int(n) for n in lengths))
 
-    @property
+    @cached_property
     def ends(self) -> tuple[int, ...]:
-        """Cumulative chunk ends: the prefix lengths at which last-step outputs are compared."""
+        """Cumulative chunk ends: the prefix lengths at which last-step outputs are compared.
+
+        Worked out once per schedule: a check reads it a few times per chunk.
+        """
         return tuple(int(e) for e in np.cumsum(self.lengths))
 
     @property
