@@ -132,18 +132,18 @@ def timing(layer: Any, nodes: Sequence[Any] = ()) -> Timing | None:
         return Timing("backwards", name, streams=True, causal=True)
     if isinstance(layer, L.TimeDistributed):
         return Timing("per-step", name)  # its inner layer works within one step
+    if isinstance(layer, L.RNN):  # its attributes: its config serializes the whole cell
+        return Timing(
+            "recurrent",
+            name,
+            sequences=bool(layer.return_sequences),
+            stateful=bool(layer.stateful),
+            stock=type(layer) in (L.LSTM, L.GRU, L.SimpleRNN) and not layer.return_state,
+        )
     cfg: dict[str, Any] = {}
     with contextlib.suppress(Exception):
         cfg = layer.get_config()
     nested = isinstance(layer, keras.Model)
-    if isinstance(layer, L.RNN):
-        return Timing(
-            "recurrent",
-            name,
-            sequences=bool(cfg.get("return_sequences")),
-            stateful=bool(cfg.get("stateful")),
-            stock=type(layer) in (L.LSTM, L.GRU, L.SimpleRNN) and not cfg.get("return_state"),
-        )
     stream_conv = isinstance(layer, L.Conv1D) or name.startswith("Conv1D")
     if stream_conv or name in _CAUSAL_CONVS:
         return _conv(name, cfg, streams=stream_conv, causal=name in _CAUSAL_CONVS, nested=nested)
