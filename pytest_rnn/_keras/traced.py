@@ -17,7 +17,8 @@ eager call on a second step, its states no longer the first's, on every one
 of :data:`CHECKED_REPLAYS` replays; otherwise the steps run eagerly. Chunk
 lengths that a schedule repeats fewer than :data:`REPEATS` times run eagerly
 through the same stateless call, so every chunk computes the same operations
-either way.
+either way. Replays run under ``torch.inference_mode()`` (:func:`_replay`);
+eager calls as the caller set them.
 """
 
 from __future__ import annotations
