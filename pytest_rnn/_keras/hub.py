@@ -226,7 +226,7 @@ class CachedLM:
         such loop or the model's calls do not compile in one (then the caller
         calls chunk by chunk, and the eager calls say what is wrong).
         """
-        key = ("decode", tuple(tokens.shape))
+        key = _decode_key(tokens)
         loops = _LOOPS.of(self.lm)
         if key not in loops:
             loops[key] = decode_loop(
@@ -302,7 +302,7 @@ class CachedLM:
         tracing and eager calls, which two threads only slow down (GPT2-tiny's
         first check: 0.78 s side by side, 0.46 s one after the other).
         """
-        decode = _LOOPS.of(self.lm).get(("decode", tuple(tokens.shape)))
+        decode = _LOOPS.of(self.lm).get(_decode_key(tokens))
         return name() != "torch" or decode is not None
 
     def generate(self, tokens: np.ndarray, prompt: np.ndarray) -> Generation:
@@ -394,3 +394,8 @@ def _recording(call: Any, into: list[np.ndarray]) -> Any:
 
 # lm -> {what: compiled loop, or None / False where it cannot be}; weak keys.
 _LOOPS = ModelCache()
+
+
+def _decode_key(tokens: np.ndarray) -> tuple[str, tuple[int, ...]]:
+    """The :data:`_LOOPS` key of a model's decode loop for ``tokens``'s shape."""
+    return ("decode", tuple(tokens.shape))
