@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import pathlib
 import random
+import re
 import sys
 import warnings
 from typing import Any
@@ -549,3 +550,63 @@ def test_to_numpy_reads_variables_and_tensors_without_warnings() -> None:
 
 def test_backend_name_is_the_keras_backend() -> None:
     assert _backend.name() == keras.backend.backend()
+
+
+# The model the GPU check drew when it raised two false alarms on torch: float64
+# weights, an orthogonal recurrent kernel, matmuls Keras computes in float32.
+_FLOAT64_SPEC = rnn_st.SequenceModel(
+    (
+        rnn_st.LayerSpec.of("Embedding", 7, 4, mask_zero=False),
+        rnn_st.LayerSpec.of("SimpleRNN", 7, return_sequences=True),
+        rnn_st.LayerSpec.of("LayerNormalization"),
+        rnn_st.LayerSpec.of("SimpleRNN", 5, return_sequences=True),
+    ),
+    features=None,
+    dtype="float64",
+    seed=3881,
+)
+
+
+@pytest.mark.backends
+def test_float64_is_computed_in_the_dtype_keras_promotes_it_to() -> None:
+    """Keras 3.15 computes float64 matmuls in float32 off TensorFlow (keras-team/keras#23704)."""
+    a = keras.ops.convert_to_tensor(np.ones((2, 2)), "float64")
+    promoted = keras.backend.standardize_dtype(keras.ops.matmul(a, a).dtype)
+    assert promoted == ("float64" if K.backend_name() == "tensorflow" else "float32")
+    assert K.computed_dtype("float64") == K.computed_dtype(np.dtype("float64")) == promoted
+    assert K.computed_dtype(a.dtype) == promoted  # a backend's own dtype object
+    with K.float64_scope():  # the float64 re-run computes in float64
+        assert K.computed_dtype("float64") == "float64"
+    for kept in ("float32", "float16", "bfloat16", "int32"):
+        assert K.computed_dtype(kept) == kept
+
+
+@pytest.mark.backends
+def test_a_stateful_copy_streams_its_model_bit_for_bit() -> None:
+    """On torch a copy keeps its initializers: a variable keeps the layout they gave it."""
+    model = _FLOAT64_SPEC.build()
+    x = np.random.default_rng(1).integers(0, 7, (2, 12)).astype("int32")
+    twin = K.clone(model, batch_size=2, stateful=True)
+    streamed = np.concatenate([K.eager_call(twin, x[:, t : t + 1]) for t in range(12)], axis=1)
+    np.testing.assert_array_equal(streamed, K.eager_call(model, x))
+
+
+@pytest.mark.backends
+def test_a_float64_model_passes_where_keras_rounds_it_as_float32() -> None:
+    model = _FLOAT64_SPEC.build()
+    x = np.random.default_rng(1).integers(0, 7, (2, 12)).astype("int32")
+    pytest_rnn.assert_stateful_equals_batch(model, x, chunks=1)
+    pytest_rnn.assert_stateful_equals_batch(model, x, chunks=[5, 1, 5, 1])
+    pytest_rnn.assert_model_causal(model, x)
+
+
+@pytest.mark.backends
+def test_a_float64_model_that_reads_the_future_is_still_caught() -> None:
+    conv = rnn_st.LayerSpec.of("Conv1D", 4, 3, padding="same")
+    model = _FLOAT64_SPEC.inserted(1, conv).build()
+    x = np.random.default_rng(1).integers(0, 7, (2, 12)).astype("int32")
+    with pytest.raises(pytest_rnn.RNNAssertionError, match="Streamed output differs") as info:
+        pytest_rnn.assert_stateful_equals_batch(model, x, chunks=1)
+    assert re.search(r"first layer that differs: 'conv1d\w*' \(Conv1D", str(info.value))
+    with pytest.raises(pytest_rnn.RNNAssertionError, match="it reads the future"):
+        pytest_rnn.assert_model_causal(model, x)

@@ -415,16 +415,26 @@ def test_a_copy_starts_from_zeros_and_ends_with_the_models_weights(
 ) -> None:
     """Keras's layers are copied without their random initializers (JAX: 0.9 s of a first check).
 
-    Every weight is assigned from the model right after, so none is read.
+    Every weight is assigned from the model right after, so none is read. Not on
+    torch, where a variable keeps the memory layout its initializer gave it and a
+    matmul rounds by layout: there the copy runs the model's initializers.
     """
     model = seq(L.LSTM(8, return_sequences=True), L.GRU(4), L.Dense(2))
     drawn = _initializers_drawn(monkeypatch)
     copy = K.clone(model, batch_size=None, stateful=False)
-    assert drawn == []
+    _check_started_from_zeros(drawn)
     for a, b in zip(model.weights, copy.weights):
         np.testing.assert_array_equal(numpy_value(a), numpy_value(b))
     x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
     np.testing.assert_array_equal(K.eager_call(model, x), K.eager_call(copy, x))
+
+
+def _check_started_from_zeros(drawn: list[str]) -> None:
+    """No random initializer ran for a copy, except on torch, where the model's own run (see above)."""
+    if K.backend_name() == "torch":
+        assert "Orthogonal" in drawn
+    else:
+        assert drawn == []
 
 
 def _initializers_drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -454,5 +464,5 @@ def test_an_every_step_copy_starts_from_zeros_too(
     drawn = _initializers_drawn(monkeypatch)
     copy = K.every_step_copy(model)
     assert copy is not None
-    assert drawn == []
+    _check_started_from_zeros(drawn)
     np.testing.assert_allclose(K.eager_call(copy, x), want, rtol=1e-6, atol=1e-6)

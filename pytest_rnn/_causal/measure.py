@@ -255,7 +255,7 @@ def _prepare_model(
             f"per-step outputs (batch, {batch.steps} steps, ...) can be checked for causality "
             "(return_sequences=True on the last RNN layer; padding='causal' on Conv1D)"
         )
-    tolerances = [probe.tolerance(np.asarray(outs[i][1]).dtype) for i in picks]
+    tolerances = [probe.tolerance(K.computed_dtype(np.asarray(outs[i][1]).dtype)) for i in picks]
 
     def call(tree: Any, copies: int) -> list[np.ndarray]:
         leaves = _tree.flatten(compiled(tree))

@@ -159,7 +159,7 @@ def _compare_vars(
     totals: dict[str, int] = collections.Counter(v.kind for v in a)
     diffs = []
     for va, vb in pairs:
-        tol = resolve_tolerance(rtol, atol, va.value.dtype)
+        tol = resolve_tolerance(rtol, atol, K.computed_dtype(va.value.dtype))
         xa, xb = np.atleast_1d(va.value), np.atleast_1d(vb.value)
         if xa.shape != xb.shape:
             structure.append(

@@ -22,6 +22,7 @@ from pytest_rnn._keras.arguments import check_factory as check_factory
 from pytest_rnn._keras.arguments import check_function as check_function
 from pytest_rnn._keras.arguments import check_hook as check_hook
 from pytest_rnn._keras.backend import TRACES as TRACES
+from pytest_rnn._keras.backend import computed_dtype as computed_dtype
 from pytest_rnn._keras.backend import eager_call as eager_call
 from pytest_rnn._keras.backend import float64_missing as float64_missing
 from pytest_rnn._keras.backend import float64_scope as float64_scope
@@ -127,6 +128,7 @@ __all__ = [
     "clone",
     "compiled",
     "compiled_warm",
+    "computed_dtype",
     "copy_weights",
     "dataset_arrays",
     "datasets_fitted",

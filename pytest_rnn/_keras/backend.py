@@ -118,6 +118,24 @@ def float64_missing() -> str | None:
     return None
 
 
+def computed_dtype(dtype: Any) -> Any:
+    """The dtype Keras computes an output of ``dtype`` in: its default tolerance is that dtype's.
+
+    Keras 3.15's type promotion maps float64 to float32 on every backend but
+    TensorFlow (``keras.backend.result_type("float64", "float64")``; see
+    :func:`float64_scope`), so on torch a float64 model's matmuls compute in
+    float32 and its outputs are float64 again (keras-team/keras#23704): two
+    correct runs of one such model differ by float32 rounding, 3e-7 where
+    float64's tolerance is 1e-7. Every other dtype, and float64 where Keras
+    keeps it (TensorFlow, inside :func:`float64_scope`), is returned as given.
+    """
+    if str(getattr(dtype, "name", dtype)).replace("torch.", "") != "float64":
+        return dtype
+    import keras
+
+    return str(keras.backend.result_type("float64", "float64"))
+
+
 @contextlib.contextmanager
 def float64_scope() -> Iterator[None]:
     """float64 computed as float64 inside (JAX: x64 mode for the block, as it was after).

@@ -135,7 +135,7 @@ def assert_inference_matches_training(
         train_model, inference, encoder_inputs,
         decoder_inputs=decoder_inputs, start=start, feedback=feedback, steps=steps,
     )  # fmt: skip
-    tol = resolve_tolerance(rtol, atol, train_model.outputs[0].dtype)
+    tol = resolve_tolerance(rtol, atol, K.computed_dtype(train_model.outputs[0].dtype))
     replay = form.stepwise and case.decoder_inputs is not None
     problems: list[list[str]] = []
     hints: list[str] = []

@@ -342,7 +342,7 @@ def teacher_forcing_gap(
     _check_targets(name, user, tgt, case, out_shape)
     if case.steps == 0:
         case.steps = tgt.shape[1]
-    tol = resolve_tolerance(rtol, atol, train_model.outputs[0].dtype)
+    tol = resolve_tolerance(rtol, atol, K.computed_dtype(train_model.outputs[0].dtype))
     teacher = case.decoder_inputs if case.decoder_inputs is not None else _teacher_inputs(case, tgt)
     with K.untouched(train_model, *form.models()):
         run = _run(case, form, teacher, replay=False)

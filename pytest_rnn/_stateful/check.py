@@ -192,7 +192,7 @@ def _check(
             return report, None
         reference = reference_run()
     valid = K.valid_steps(model, inputs.leaves)
-    tolerances = [resolve_tolerance(rtol, atol, ref.dtype) for ref in reference]
+    tolerances = [resolve_tolerance(rtol, atol, K.computed_dtype(ref.dtype)) for ref in reference]
     case = _Case(model, stateful_model, setup, inputs, schedule, sequence, tolerances, valid)
     mismatches = compare_runs(streamed, reference, tolerances, sequence, valid, schedule)
     full = _full_finding(case, streamed, reference, mismatches)
