@@ -4,7 +4,7 @@ One prepared script for a machine with an accelerator. Run from the repository r
 
     python benchmarks/gpu.py --install      # once: the JAX and torch CUDA wheels, then the check
     python benchmarks/gpu.py                # full size, every installed backend, < 8 minutes
-    python benchmarks/gpu.py --size tiny --backends tensorflow --json out.json   # CI, on a CPU
+    python benchmarks/gpu.py --size tiny --backends torch --json out.json   # CI, on a CPU, per backend
 
 Options: ``--size tiny|full``, ``--backends tensorflow,jax,torch`` (default:
 every installed one), ``--install``, ``--json FILE``, ``--minutes M`` (the

@@ -1,7 +1,10 @@
 """benchmarks/gpu.py, the GPU check, run at its tiny size on the CPU so that it cannot rot.
 
-One subprocess (25-35 s on a shared 2-core CPU): ``gpu.py --size tiny --backends
-tensorflow --json FILE``. One test, so that pytest-xdist never runs it twice.
+One subprocess on the backend the suite runs on (``KERAS_BACKEND``, TensorFlow by
+default; the CI's JAX and torch legs run it too): ``gpu.py --size tiny --backends
+BACKEND --json FILE``, 25-35 s on a shared 2-core CPU (torch about 11 s). One
+test, so that pytest-xdist never runs it twice. Run on torch, it found two false
+alarms on a float64 model that no test of the suite had drawn.
 """
 
 from __future__ import annotations
@@ -13,15 +16,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 NO_GPU = "no GPU found: figures are CPU figures"
+# The reduced-precision switches read inside an assertion: (guard leg, default leg).
+SWITCHES = {
+    "tensorflow": ({"tf32": False}, {"tf32": True}),
+    "jax": (
+        {"jax_default_matmul_precision": "highest"},
+        {"jax_default_matmul_precision": "default"},
+    ),
+    "torch": (
+        {"matmul_tf32": False, "cudnn_tf32": False},
+        {"matmul_tf32": True, "cudnn_tf32": True},
+    ),
+}
 
 
-def test_the_gpu_check_runs_tiny_on_tensorflow(tmp_path: Path) -> None:
+@pytest.mark.backends
+def test_the_gpu_check_runs_tiny_on_the_backend(tmp_path: Path) -> None:
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     out = tmp_path / "gpu.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    cmd = [sys.executable, str(SCRIPT), "--size", "tiny", "--backends", "tensorflow"]
+    cmd = [sys.executable, str(SCRIPT), "--size", "tiny", "--backends", backend]
     proc = subprocess.run(
         [*cmd, "--json", str(out)],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False,
@@ -32,8 +51,8 @@ def test_the_gpu_check_runs_tiny_on_tensorflow(tmp_path: Path) -> None:
 
     data = json.loads(out.read_text())
     assert data["size"] == "tiny" and data["failures"] == []
-    run = data["backends"]["tensorflow"]
-    assert run["backend"] == "tensorflow"
+    run = data["backends"][backend]
+    assert run["backend"] == backend
     if not run["gpu"]:
         assert run["device"] == "cpu"
         assert NO_GPU in proc.stdout, shown
@@ -50,10 +69,11 @@ def test_the_gpu_check_runs_tiny_on_tensorflow(tmp_path: Path) -> None:
         assert figures["bugs_caught"] == figures["bugs_total"], figures["misses"]
         assert math.isfinite(figures["max_abs_diff"]) and figures["max_abs_diff"] >= 0
         assert 0 <= figures["max_diff_over_tolerance"] < 1
-    # The default leg really runs with the guard off: TF32 stays on inside an assertion.
-    assert run["legs"]["guard"]["switches_inside_assertion"] == {"tf32": False}
-    assert run["legs"]["default"]["switches_inside_assertion"] == {"tf32": True}
+    # The default leg really runs with the guard off: reduced precision stays on inside.
+    guard, default = SWITCHES[backend]
+    assert run["legs"]["guard"]["switches_inside_assertion"] == guard
+    assert run["legs"]["default"]["switches_inside_assertion"] == default
     ratio = run["benchmark"]["stateful_assert_over_full_pass"]
     assert isinstance(ratio, float) and 0 < ratio < math.inf
     for leg in ("guard", "default"):
-        assert f"tensorflow {leg}" in proc.stdout, shown
+        assert f"{backend} {leg}" in proc.stdout, shown
