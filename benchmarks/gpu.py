@@ -821,8 +821,10 @@ def bench_subprocess(backend: str, timeout: float) -> dict[str, Any]:
         print(f"{backend}: {' '.join(cmd[1:])}", flush=True)
         try:
             proc = subprocess.run(cmd, env=child_env(backend), cwd=ROOT, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"error": f"benchmarks/run.py ran past {timeout:.0f} s"}
+        except subprocess.TimeoutExpired:  # run.py writes each figure as it comes
+            partial = dict(json.loads(out.read_text())) if out.exists() else {}
+            partial.pop("partial", None)
+            return {**partial, "error": f"benchmarks/run.py ran past {timeout:.0f} s"}
         if proc.returncode != 0 or not out.exists():
             return {"error": f"benchmarks/run.py failed (exit {proc.returncode})"}
         figures = dict(json.loads(out.read_text()))

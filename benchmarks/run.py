@@ -717,6 +717,33 @@ def print_side_by_side(results: dict[str, dict[str, Any]]) -> None:
         print(f"{key:38} " + " ".join(cells) + f"  {goal}")
 
 
+class Figures(dict[str, Any]):
+    """The figures of one backend, written to ``path`` as each comes (``"partial": true``).
+
+    A run stopped before its end (``benchmarks/gpu.py`` gives each backend a time
+    budget) still leaves what it measured; the last write, in :func:`main`, has
+    every figure and no ``"partial"``.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__()
+        self.path = path
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._write()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._write()
+
+    def _write(self) -> None:
+        if self.path is not None:  # whole or not at all: the run may be stopped mid-write
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps({**self, "partial": True}, indent=2) + "\n")
+            os.replace(tmp, self.path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="write the figures to FILE as JSON")
@@ -758,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nwrote {args.json}")
         return 0 if len(results) == len(backends) else 1
 
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = Figures(Path(args.json) if args.json else None)
     figures["plugin_import_ms"] = bench_import()
 
     import keras

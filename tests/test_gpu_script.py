@@ -9,12 +9,14 @@ alarms on a float64 model that no test of the suite had drawn.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +79,40 @@ def test_the_gpu_check_runs_tiny_on_the_backend(tmp_path: Path) -> None:
     assert isinstance(ratio, float) and 0 < ratio < math.inf
     for leg in ("guard", "default"):
         assert f"{backend} {leg}" in proc.stdout, shown
+
+
+def _module(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``benchmarks/NAME.py`` as a module, in ``sys.modules`` for the test (its dataclasses look)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    # What the scripts set at import (the backend's default, the repository on sys.path) is undone.
+    monkeypatch.setenv("KERAS_BACKEND", os.environ.get("KERAS_BACKEND", "tensorflow"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_benchmark_run_stopped_by_its_budget_keeps_what_it_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.py writes each figure as it comes; gpu.py reads them back after a timeout."""
+    run, gpu = _module("run", monkeypatch), _module("gpu", monkeypatch)
+    path = tmp_path / "figures.json"
+    figures = run.Figures(path)
+    figures["stateful_assert_over_full_pass"] = 4.2
+    figures.update({"causal_assert_over_full_pass": 6.0})
+    assert json.loads(path.read_text()) == {
+        "stateful_assert_over_full_pass": 4.2, "causal_assert_over_full_pass": 6.0, "partial": True,
+    }  # fmt: skip
+
+    def stopped(cmd: list[str], **kwargs: Any) -> None:
+        out = run.Figures(Path(cmd[cmd.index("--json") + 1]))
+        out["stateful_assert_over_full_pass"] = 4.2
+        raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+
+    monkeypatch.setattr(gpu.subprocess, "run", stopped)
+    assert gpu.bench_subprocess("torch", 30.0) == {
+        "stateful_assert_over_full_pass": 4.2, "error": "benchmarks/run.py ran past 30 s",
+    }  # fmt: skip
