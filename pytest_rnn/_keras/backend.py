@@ -129,10 +129,10 @@ def computed_dtype(dtype: Any) -> Any:
     float64's tolerance is 1e-7. Every other dtype, and float64 where Keras
     keeps it (TensorFlow, inside :func:`float64_scope`), is returned as given.
     """
-    if str(getattr(dtype, "name", dtype)).replace("torch.", "") != "float64":
-        return dtype
     import keras
 
+    if keras.backend.standardize_dtype(dtype) != "float64":
+        return dtype
     return str(keras.backend.result_type("float64", "float64"))
 
 
