@@ -274,10 +274,9 @@ class Worst:
         import numpy as np
 
         from pytest_rnn import _keras as K
-        from pytest_rnn._core.compare import resolve_tolerance
 
         e = np.asarray(expected)
-        tol = resolve_tolerance(None, None, K.computed_dtype(e.dtype))  # the assertions' rule
+        tol = K.output_tolerance(None, None, e.dtype)  # the assertions' rule
         a, e = np.asarray(actual, np.float64), e.astype(np.float64)
         with np.errstate(invalid="ignore"):
             diff = np.abs(a - e)

@@ -24,6 +24,7 @@ from models import STREAM_FRONTS
 import pytest_rnn
 from pytest_rnn import _keras as K
 from pytest_rnn import strategies as rnn_st
+from pytest_rnn._core.compare import Tolerance, resolve_tolerance
 from pytest_rnn._keras import backend as _backend
 
 PACKAGE = pathlib.Path(pytest_rnn.__file__).parent
@@ -579,6 +580,10 @@ def test_float64_is_computed_in_the_dtype_keras_promotes_it_to() -> None:
         assert K.computed_dtype("float64") == "float64"
     for kept in ("float32", "float16", "bfloat16", "int32"):
         assert K.computed_dtype(kept) == kept
+    # The assertions' default tolerance for a float64 output is the promoted dtype's.
+    assert K.output_tolerance(None, None, "float64") == resolve_tolerance(None, None, promoted)
+    assert K.output_tolerance(None, None, "float16") == resolve_tolerance(None, None, "float16")
+    assert K.output_tolerance(1e-3, 0.0, "float64") == Tolerance(1e-3, 0.0)
 
 
 @pytest.mark.backends

@@ -255,7 +255,9 @@ def _prepare_model(
             f"per-step outputs (batch, {batch.steps} steps, ...) can be checked for causality "
             "(return_sequences=True on the last RNN layer; padding='causal' on Conv1D)"
         )
-    tolerances = [probe.tolerance(K.computed_dtype(np.asarray(outs[i][1]).dtype)) for i in picks]
+    tolerances = [
+        K.output_tolerance(probe.rtol, probe.atol, np.asarray(outs[i][1]).dtype) for i in picks
+    ]
 
     def call(tree: Any, copies: int) -> list[np.ndarray]:
         leaves = _tree.flatten(compiled(tree))

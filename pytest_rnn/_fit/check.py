@@ -142,7 +142,7 @@ def assert_fit_equivalent(
             )  # fmt: skip
 
         single, loop = run(split=False), run(split=True)
-        loss_tol = resolve_tolerance(rtol, atol, K.computed_dtype(single.compute_dtype))
+        loss_tol = K.output_tolerance(rtol, atol, single.compute_dtype)
         losses, other = _compare_history(single.history, loop.history, loss_tol)
         variables = _compare_vars(single.variables, loop.variables, rtol, atol)
         if not losses and not other and variables.ok:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn import _keras as K
-from pytest_rnn._core.compare import Mismatch, Tolerance, compare, format_value, resolve_tolerance
+from pytest_rnn._core.compare import Mismatch, Tolerance, compare, format_value
 
 #: Rows shown in the table of differing variables and of losses.
 _ROWS = 10
@@ -159,7 +159,7 @@ def _compare_vars(
     totals: dict[str, int] = collections.Counter(v.kind for v in a)
     diffs = []
     for va, vb in pairs:
-        tol = resolve_tolerance(rtol, atol, K.computed_dtype(va.value.dtype))
+        tol = K.output_tolerance(rtol, atol, va.value.dtype)
         xa, xb = np.atleast_1d(va.value), np.atleast_1d(vb.value)
         if xa.shape != xb.shape:
             structure.append(

@@ -28,6 +28,7 @@ from pytest_rnn._keras.backend import float64_missing as float64_missing
 from pytest_rnn._keras.backend import float64_scope as float64_scope
 from pytest_rnn._keras.backend import is_library_file as is_library_file
 from pytest_rnn._keras.backend import name as backend_name
+from pytest_rnn._keras.backend import output_tolerance as output_tolerance
 from pytest_rnn._keras.backend import to_numpy as to_numpy
 from pytest_rnn._keras.calls import ModelCache as ModelCache
 from pytest_rnn._keras.calls import compiled as compiled

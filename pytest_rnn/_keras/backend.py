@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_rnn._core.compare import Tolerance, resolve_tolerance
 from pytest_rnn._core.tree import map_structure
 from pytest_rnn._keras.layers import needs_static_time, state_variables, stateful_layers
 
@@ -49,6 +50,7 @@ __all__ = [
     "float64_scope",
     "is_library_file",
     "name",
+    "output_tolerance",
     "own_tf_function",
     "state_mapping",
     "stateless_values",
@@ -134,6 +136,16 @@ def computed_dtype(dtype: Any) -> Any:
     if keras.backend.standardize_dtype(dtype) != "float64":
         return dtype
     return str(keras.backend.result_type("float64", "float64"))
+
+
+def output_tolerance(rtol: float | None, atol: float | None, dtype: Any) -> Tolerance:
+    """The tolerance for outputs Keras computed as ``dtype``: :func:`resolve_tolerance`
+    on :func:`computed_dtype`, so a default follows the dtype Keras computed in.
+
+    The one rule every assertion reads a default from Keras-computed outputs by
+    (data the user gave is judged by its own dtype: ``resolve_tolerance``).
+    """
+    return resolve_tolerance(rtol, atol, computed_dtype(dtype))
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rnn import _keras as K
-from pytest_rnn._core.compare import compare, resolve_tolerance
+from pytest_rnn._core.compare import compare
 from pytest_rnn._errors import RNNAssertionError, StepComparison, StepPicture
 from pytest_rnn._report import recorded
 from pytest_rnn._seq2seq.hints import (
@@ -135,7 +135,7 @@ def assert_inference_matches_training(
         train_model, inference, encoder_inputs,
         decoder_inputs=decoder_inputs, start=start, feedback=feedback, steps=steps,
     )  # fmt: skip
-    tol = resolve_tolerance(rtol, atol, K.computed_dtype(train_model.outputs[0].dtype))
+    tol = K.output_tolerance(rtol, atol, train_model.outputs[0].dtype)
     replay = form.stepwise and case.decoder_inputs is not None
     problems: list[list[str]] = []
     hints: list[str] = []

@@ -18,7 +18,7 @@ import numpy as np
 
 from pytest_rnn import _keras as K
 from pytest_rnn import _report
-from pytest_rnn._core.compare import compare, format_value, resolve_tolerance
+from pytest_rnn._core.compare import compare, format_value
 from pytest_rnn._core.text import fmt_shape
 from pytest_rnn._errors import GapPicture
 from pytest_rnn._seq2seq.case import _array, _Case, _shape
@@ -342,7 +342,7 @@ def teacher_forcing_gap(
     _check_targets(name, user, tgt, case, out_shape)
     if case.steps == 0:
         case.steps = tgt.shape[1]
-    tol = resolve_tolerance(rtol, atol, K.computed_dtype(train_model.outputs[0].dtype))
+    tol = K.output_tolerance(rtol, atol, train_model.outputs[0].dtype)
     teacher = case.decoder_inputs if case.decoder_inputs is not None else _teacher_inputs(case, tgt)
     with K.untouched(train_model, *form.models()):
         run = _run(case, form, teacher, replay=False)

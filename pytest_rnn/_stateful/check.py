@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pytest_rnn import _keras as K
-from pytest_rnn._core.compare import Mismatch, resolve_tolerance
+from pytest_rnn._core.compare import Mismatch
 from pytest_rnn._core.stream import (
     ChunkSchedule,
     compare_runs,
@@ -192,7 +192,7 @@ def _check(
             return report, None
         reference = reference_run()
     valid = K.valid_steps(model, inputs.leaves)
-    tolerances = [resolve_tolerance(rtol, atol, K.computed_dtype(ref.dtype)) for ref in reference]
+    tolerances = [K.output_tolerance(rtol, atol, ref.dtype) for ref in reference]
     case = _Case(model, stateful_model, setup, inputs, schedule, sequence, tolerances, valid)
     mismatches = compare_runs(streamed, reference, tolerances, sequence, valid, schedule)
     full = _full_finding(case, streamed, reference, mismatches)

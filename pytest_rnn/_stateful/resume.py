@@ -249,7 +249,7 @@ def _compare_runs(
     expected: list[list[np.ndarray]], actual: list[list[np.ndarray]], sequence: list[bool],
     pieces: ChunkSchedule, rtol: float | None, atol: float | None,
 ) -> _Failure | None:  # fmt: skip
-    tolerances = [_compare.resolve_tolerance(rtol, atol, K.computed_dtype(e[0].dtype)) for e in expected]
+    tolerances = [K.output_tolerance(rtol, atol, e[0].dtype) for e in expected]
     for c, (start, _) in enumerate(pieces.bounds()):  # a loaded model with other outputs
         got = [actual[n][c] if n < len(actual) else np.zeros(0) for n in range(len(expected))]
         shaped = [
