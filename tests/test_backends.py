@@ -147,6 +147,39 @@ def test_report_imports_no_family() -> None:
         assert [n for n in names if n.split(".")[:2][-1] in FAMILIES] == [], file.name
 
 
+# The families' calls of resolve_tolerance that judge values Keras did not compute:
+# (file, function) -> what they compare. A Keras output's default goes through
+# K.output_tolerance (float64 is computed as float32 off TensorFlow).
+_DATA_TOLERANCES = {
+    ("_causal/args.py", "tolerance"): "the user's inputs and labels",
+    ("_stateful/restored.py", "_close"): "states saved and loaded, not computed",
+    ("_cached/verdicts.py", "float32_lines"): "a float32 re-run: float32 by construction",
+    ("_fit/check.py", "assert_training_reproducible"): "the loss picture's float32 band",
+    ("_incremental/check.py", "_check"): "the user's functions, any framework",
+}
+
+
+def _tolerance_calls() -> set[tuple[str, str]]:
+    """(file, enclosing function) of every ``resolve_tolerance`` call in the families."""
+    found = set()
+    for family in FAMILIES:
+        for file in _files(family):
+            tree = ast.parse(file.read_text())
+            for fn in ast.walk(tree):
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(
+                        "resolve_tolerance"
+                    ):
+                        found.add((f"{family}/{file.name}", fn.name))
+    return found
+
+
+def test_keras_outputs_take_their_default_tolerance_from_one_rule() -> None:
+    assert _tolerance_calls() <= set(_DATA_TOLERANCES)
+
+
 def test_the_source_check_sees_backend_code() -> None:
     source = (
         "import tensorflow as tf\nfrom jax import numpy\nimport torch.nn\n"

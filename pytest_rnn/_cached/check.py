@@ -28,7 +28,7 @@ from pytest_rnn._cached.args import (
 from pytest_rnn._cached.diagnose import diagnose
 from pytest_rnn._cached.run import Case, cached_run, generation, prompt_mask, token_batch
 from pytest_rnn._cached.verdicts import float32_lines, layer_lines, padding_lines
-from pytest_rnn._core.compare import Mismatch, Tolerance, resolve_tolerance
+from pytest_rnn._core.compare import Mismatch, Tolerance
 from pytest_rnn._core.stream import ChunkSchedule, compare_runs, first_step, mismatch_block
 from pytest_rnn._core.text import plural
 from pytest_rnn._core.validate import Batch, check_tolerances
@@ -152,7 +152,7 @@ def _check(
     )
     with beside as generated:
         reference = model.full(tokens, mask)
-        tolerance = resolve_tolerance(rtol, atol, reference.dtype)
+        tolerance = K.output_tolerance(rtol, atol, reference.dtype)
         cached, _ = cached_run(model, inputs, schedule, compiled=True)
         loop = generated()
     mismatches = compare_runs([cached], [reference], [tolerance], [True], mask, schedule)

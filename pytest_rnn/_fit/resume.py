@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rnn import _keras as K
-from pytest_rnn._core.compare import resolve_tolerance
 from pytest_rnn._core.text import describe_kwargs
 from pytest_rnn._core.validate import check_int, check_seed, check_tolerances
 from pytest_rnn._errors import RNNAssertionError
@@ -166,7 +165,7 @@ def assert_resume_equivalent(
         single, resumed_or_none, trips = runs(points)
         assert resumed_or_none is not None
         resumed = resumed_or_none
-        loss_tol = resolve_tolerance(rtol, atol, single.compute_dtype)
+        loss_tol = K.output_tolerance(rtol, atol, single.compute_dtype)
         losses, other = _compare_history(single.history, resumed.history, loss_tol)
         full = _compare_vars(single.variables, resumed.variables, rtol, atol)
         variables = full.without("RNG state")

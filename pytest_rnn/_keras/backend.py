@@ -142,8 +142,10 @@ def output_tolerance(rtol: float | None, atol: float | None, dtype: Any) -> Tole
     """The tolerance for outputs Keras computed as ``dtype``: :func:`resolve_tolerance`
     on :func:`computed_dtype`, so a default follows the dtype Keras computed in.
 
-    The one rule every assertion reads a default from Keras-computed outputs by
-    (data the user gave is judged by its own dtype: ``resolve_tolerance``).
+    Every assertion takes the default tolerance of a Keras-computed output (a
+    model's outputs, logits, losses, trained variables) from here. Data the user
+    gave, and values only saved and loaded, keep their own dtype's
+    (``resolve_tolerance``).
     """
     return resolve_tolerance(rtol, atol, computed_dtype(dtype))
 
