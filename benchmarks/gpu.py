@@ -41,7 +41,7 @@ against the batch model at every valid step (or chunk end), the free-running
 decode against the training model fed the same outputs; and that difference
 over the default tolerance the assertions use for the output dtype (a float64
 output's is float32's on JAX and torch, where Keras computes float64 matmuls
-in float32: ``K.computed_dtype``). An assertion failing (or
+in float32: ``K.output_tolerance``). An assertion failing (or
 crashing) on a correct model is a false alarm. (2) The injected bugs of
 ``tests/test_mutations.py`` (Conv1D ``padding='same'``, Bidirectional,
 ``go_backwards``, weights not copied, ...), each caught only with the message

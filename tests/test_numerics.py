@@ -206,7 +206,7 @@ def test_the_float64_rerun_keeps_tensorflow_cpp_logs_out_of_stderr(
 ) -> None:
     import os
 
-    from pytest_rnn._keras.backend import float64_scope
+    from pytest_rnn._keras.float64 import float64_scope
 
     with pytest.raises(pytest_rnn.RNNAssertionError, match="float64 re-run"):
         pytest_rnn.assert_stateful_equals_batch(leaky(None), inputs(2, 12))

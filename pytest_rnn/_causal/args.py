@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_rnn import _keras as K
 from pytest_rnn._core import compare as _compare
 from pytest_rnn._core import validate as _validate
 from pytest_rnn._core.validate import Batch
@@ -43,8 +44,12 @@ class _Probe:
     atol: float | None = None
 
     def tolerance(self, dtype: Any) -> _compare.Tolerance:
-        """The tolerance for "changed" on outputs of ``dtype`` (:func:`resolve_tolerance`)."""
+        """The tolerance for "changed" on data of ``dtype`` (:func:`resolve_tolerance`)."""
         return _compare.resolve_tolerance(self.rtol, self.atol, dtype)
+
+    def output_tolerance(self, dtype: Any) -> _compare.Tolerance:
+        """The tolerance for "changed" on outputs a model computed (:func:`K.output_tolerance`)."""
+        return K.output_tolerance(self.rtol, self.atol, dtype)
 
     def rng(self) -> np.random.Generator:
         """A fresh generator of the replacements, from :attr:`seed`."""

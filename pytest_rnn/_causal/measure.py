@@ -255,9 +255,7 @@ def _prepare_model(
             f"per-step outputs (batch, {batch.steps} steps, ...) can be checked for causality "
             "(return_sequences=True on the last RNN layer; padding='causal' on Conv1D)"
         )
-    tolerances = [
-        K.output_tolerance(probe.rtol, probe.atol, np.asarray(outs[i][1]).dtype) for i in picks
-    ]
+    tolerances = [probe.output_tolerance(np.asarray(outs[i][1]).dtype) for i in picks]
 
     def call(tree: Any, copies: int) -> list[np.ndarray]:
         leaves = _tree.flatten(compiled(tree))

@@ -92,7 +92,7 @@ def _localise(mr: _ModelRun, batch: Batch, mask: Any, donor: Any) -> list[str]:
         if (o.ndim >= 2 and o.shape[:2] == (batch.batch, batch.steps))
         or (o.ndim >= 3 and o.shape[0] == batch.batch and 1 <= o.shape[1] < batch.steps)
     ]
-    tols = [K.output_tolerance(mr.probe.rtol, mr.probe.atol, outs[j].dtype) for j in aligned]
+    tols = [mr.probe.output_tolerance(outs[j].dtype) for j in aligned]
 
     def call(tree: Any, copies: int) -> list[np.ndarray]:
         got = _tree.flatten(compiled(tree))

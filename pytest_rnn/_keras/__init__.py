@@ -8,7 +8,7 @@ functions only, so importing pytest_rnn does not pay for TensorFlow.
 
 Floors, each importing only those below it: :mod:`.layers` (walks,
 descriptions, model checks) at the bottom; :mod:`.backend` (compiled calls,
-numpy conversion, float64, the trace counter); :mod:`.gradients` (input
+numpy conversion, the trace counter); :mod:`.float64`; :mod:`.gradients` (input
 gradients), :mod:`.loops`, :mod:`.timing`,
 :mod:`.states`, :mod:`.saving`, :mod:`.calls`, :mod:`.switches`, :mod:`.twins`; :mod:`.guards` on top.
 """
@@ -22,13 +22,9 @@ from pytest_rnn._keras.arguments import check_factory as check_factory
 from pytest_rnn._keras.arguments import check_function as check_function
 from pytest_rnn._keras.arguments import check_hook as check_hook
 from pytest_rnn._keras.backend import TRACES as TRACES
-from pytest_rnn._keras.backend import computed_dtype as computed_dtype
 from pytest_rnn._keras.backend import eager_call as eager_call
-from pytest_rnn._keras.backend import float64_missing as float64_missing
-from pytest_rnn._keras.backend import float64_scope as float64_scope
 from pytest_rnn._keras.backend import is_library_file as is_library_file
 from pytest_rnn._keras.backend import name as backend_name
-from pytest_rnn._keras.backend import output_tolerance as output_tolerance
 from pytest_rnn._keras.backend import to_numpy as to_numpy
 from pytest_rnn._keras.calls import ModelCache as ModelCache
 from pytest_rnn._keras.calls import compiled as compiled
@@ -38,6 +34,10 @@ from pytest_rnn._keras.datasets import datasets_fitted as datasets_fitted
 from pytest_rnn._keras.datasets import is_dataset as is_dataset
 from pytest_rnn._keras.everystep import acts_per_step as acts_per_step
 from pytest_rnn._keras.everystep import reads_past_only as reads_past_only
+from pytest_rnn._keras.float64 import computed_dtype as computed_dtype
+from pytest_rnn._keras.float64 import float64_missing as float64_missing
+from pytest_rnn._keras.float64 import float64_scope as float64_scope
+from pytest_rnn._keras.float64 import output_tolerance as output_tolerance
 from pytest_rnn._keras.gradients import input_gradients as input_gradients
 from pytest_rnn._keras.guards import keras_globals_kept as keras_globals_kept
 from pytest_rnn._keras.guards import seed_keras as seed_keras
