@@ -44,8 +44,8 @@ from pytest_rnn._keras.guards import seed_keras as seed_keras
 from pytest_rnn._keras.guards import set_name_counters as set_name_counters
 from pytest_rnn._keras.guards import untouched as untouched
 from pytest_rnn._keras.hub import CachedLM as CachedLM
-from pytest_rnn._keras.hub import Generation as Generation
 from pytest_rnn._keras.hub import check_causal_lm as check_causal_lm
+from pytest_rnn._keras.hub_generation import Generation as Generation
 from pytest_rnn._keras.layers import GraphNode as GraphNode
 from pytest_rnn._keras.layers import check_input_shapes as check_input_shapes
 from pytest_rnn._keras.layers import check_model as check_model

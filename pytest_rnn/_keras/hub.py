@@ -21,7 +21,6 @@ import contextlib
 import functools
 import inspect
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,10 +28,10 @@ import numpy as np
 from pytest_rnn._core.tree import flatten
 from pytest_rnn._keras.backend import name, to_numpy
 from pytest_rnn._keras.calls import ModelCache, compiled
-from pytest_rnn._keras.hub_generation import forced_generation
+from pytest_rnn._keras.hub_generation import Generation, forced_generation
 from pytest_rnn._keras.hub_loops import decode_loop, eager
 
-__all__ = ["CachedLM", "Generation", "check_causal_lm"]
+__all__ = ["CachedLM", "check_causal_lm"]
 
 #: The inputs a KerasHub CausalLM's full pass and ``generate_step`` take.
 INPUTS = ("padding_mask", "token_ids")
@@ -64,26 +63,6 @@ def check_causal_lm(obj: Any, arg: str = "causal_lm") -> None:
         raise TypeError(
             f"{arg} must be a Keras model (a KerasHub CausalLM), got {type(obj).__name__}"
         )
-
-
-@dataclass(frozen=True)
-class Generation:
-    """What the model's own generation loop computed, its sampler forced to the given tokens.
-
-    Attributes:
-        logits: ``(batch, steps, vocabulary)``; position ``p`` holds the logits the
-            loop computed from the tokens up to ``p`` (NaN where it computed none).
-        computed: ``(batch, steps)`` boolean: where the loop computed logits.
-        tokens: the token ids ``generate_step`` returned.
-        indices: the loop's ``index`` at each of its iterations.
-        compiled: whether the loop ran compiled (``False``: eagerly).
-    """
-
-    logits: np.ndarray
-    computed: np.ndarray
-    tokens: np.ndarray
-    indices: tuple[int, ...]
-    compiled: bool = False
 
 
 class CachedLM:
@@ -332,27 +311,7 @@ class CachedLM:
                 f"{{'token_ids', 'padding_mask'}}, as GPT2CausalLM and most KerasHub CausalLMs "
                 "take them); pass generate=False to check call_with_cache alone"
             ) from error
-        returned, records = forced.tokens, forced.records
-        batch, steps = tokens.shape
-        if not records and int(prompt.sum(axis=1).min()) < steps:
-            raise ValueError(
-                f"generate=True: {self.cls}.generate_step never called causal_lm.sampler, so its "
-                "loop cannot be forced to the given tokens; pass generate=False"
-            )
-        if returned.shape != tokens.shape or not np.array_equal(returned, tokens):
-            raise ValueError(
-                f"generate=True: {self.cls}.generate_step returned other tokens than the sampler "
-                "was forced to give, so its loop cannot be forced; pass generate=False"
-            )
-        logits = np.full((batch, steps, 0), np.nan)
-        computed = np.zeros((batch, steps), dtype=bool)
-        for index, values in records:
-            if logits.shape[2] == 0:
-                logits = np.full((batch, steps, values.shape[-1]), np.nan, dtype=values.dtype)
-            if 1 <= index <= steps:
-                logits[:, index - 1] = values
-                computed[:, index - 1] = True
-        return Generation(logits, computed, returned, tuple(i for i, _ in records), forced.compiled)
+        return forced.generation(tokens, prompt, self.cls)
 
     def float32_copy(self) -> CachedLM:
         """The same model computing in float32: rebuilt from its config, its weights cast."""

@@ -8,7 +8,9 @@ variable of its own, so nothing leaves the compiled loop but its results:
 shape, for float32 models), ``jax.jit`` with the weights as arguments on
 JAX, eager under ``torch.no_grad()`` on torch, where the loop's iterations
 replay a trace of its body (:func:`_replayed`). Every trace counts in
-:data:`~pytest_rnn._keras.backend.TRACES`.
+:data:`~pytest_rnn._keras.backend.TRACES`. What a run returned is a
+:class:`Forced`; :meth:`Forced.generation` lays its logits out by position
+(a :class:`Generation`), or says why the loop could not be forced.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pytest_rnn._keras.hub_loops import (
 )
 from pytest_rnn._keras.traced import REPEATS, Replays, keras_layers_only, with_values
 
-__all__ = ["Forced", "forced_generation"]
+__all__ = ["Forced", "Generation", "forced_generation"]
 
 
 def forced_generation(lm: Any, vocabulary: int) -> Callable[[dict[str, Any], np.ndarray], Forced]:
@@ -166,6 +168,26 @@ def _replayed(
 
 
 @dataclass(frozen=True)
+class Generation:
+    """What the model's own generation loop computed, its sampler forced to the given tokens.
+
+    Attributes:
+        logits: ``(batch, steps, vocabulary)``; position ``p`` holds the logits the
+            loop computed from the tokens up to ``p`` (NaN where it computed none).
+        computed: ``(batch, steps)`` boolean: where the loop computed logits.
+        tokens: the token ids ``generate_step`` returned.
+        indices: the loop's ``index`` at each of its iterations.
+        compiled: whether the loop ran compiled (``False``: eagerly).
+    """
+
+    logits: np.ndarray
+    computed: np.ndarray
+    tokens: np.ndarray
+    indices: tuple[int, ...]
+    compiled: bool = False
+
+
+@dataclass(frozen=True)
 class Forced:
     """What a forced ``generate_step`` returned.
 
@@ -179,6 +201,35 @@ class Forced:
     tokens: np.ndarray
     records: list[tuple[int, np.ndarray]]
     compiled: bool
+
+    def generation(self, tokens: np.ndarray, prompt: np.ndarray, cls: str) -> Generation:
+        """The loop's logits by position, for a loop forced to ``tokens`` from ``prompt``.
+
+        Raises:
+            ValueError: the ``cls`` model's loop never called the sampler, or did not
+                return the forced tokens: it cannot be forced.
+        """
+        batch, steps = tokens.shape
+        if not self.records and int(prompt.sum(axis=1).min()) < steps:
+            raise ValueError(
+                f"generate=True: {cls}.generate_step never called causal_lm.sampler, so its "
+                "loop cannot be forced to the given tokens; pass generate=False"
+            )
+        if self.tokens.shape != tokens.shape or not np.array_equal(self.tokens, tokens):
+            raise ValueError(
+                f"generate=True: {cls}.generate_step returned other tokens than the sampler "
+                "was forced to give, so its loop cannot be forced; pass generate=False"
+            )
+        logits = np.full((batch, steps, 0), np.nan)
+        computed = np.zeros((batch, steps), dtype=bool)
+        for index, values in self.records:
+            if logits.shape[2] == 0:
+                logits = np.full((batch, steps, values.shape[-1]), np.nan, dtype=values.dtype)
+            if 1 <= index <= steps:
+                logits[:, index - 1] = values
+                computed[:, index - 1] = True
+        indices = tuple(i for i, _ in self.records)
+        return Generation(logits, computed, self.tokens, indices, self.compiled)
 
 
 @functools.cache
