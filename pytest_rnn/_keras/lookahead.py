@@ -27,6 +27,9 @@ from pytest_rnn._random import kept
 
 __all__ = ["lookahead_copy"]
 
+#: torch: steps of prefix-end windows (rows times window steps) computed in one eager call.
+END_ROWS = 1 << 15
+
 
 def _reach(layer: Any) -> tuple[int, int] | None:
     """``(future, past)``: bounds on how many later and earlier steps of its input ``layer``'s output
@@ -74,10 +77,14 @@ def lookahead_copy(
     steps of those layers' output on ``x[:, t - window : t]`` (``window = ahead
     + past``, ``past`` the earlier steps they read in all), then the layers
     after it. :class:`_Lookahead` does that for every ``t`` in one call: one
-    pass over the sequence for the states, then a scan over the ends, each for
-    the whole batch as a prefix call computes it (the same shapes, so the same
-    rounding), and the first ``window - 1`` prefixes run as they are. Checked
-    against prefix calls on random inputs (once per architecture).
+    pass over the sequence for the states, then the ends: on TensorFlow and JAX
+    a compiled scan over them, each for the whole batch as a prefix call
+    computes it (the same shapes, so the same rounding); on torch, where that
+    scan is a thousand replays for a thousand steps, every end at once, in
+    blocks of :data:`END_ROWS` (a matmul over more rows may round otherwise in
+    the last bit: 1.5e-7 for a GRU(3), well inside float32's tolerance). The
+    first ``window - 1`` prefixes run as they are. Checked against prefix calls
+    on random inputs (once per architecture).
 
     ``None`` where it disagrees, where a layer before the last RNN reads an
     unbounded or unknown span (an RNN, a model, a wrapper, a mask-making
@@ -190,9 +197,9 @@ def _lookahead_class() -> Any:
             self.sizes = emitter.sizes
             self.states_rnn = keras.layers.RNN(emitter, return_sequences=True)
             self.ahead, self.window = ahead, window
-            # What a trace of one prefix end reads (torch), if Keras's own layers only.
+            # What a trace of the states loop's step reads (torch), if Keras's own layers only.
             self.traced_reads = list(clone.variables) if traced.keras_layers_only(clone) else None
-            self.traces: dict[str, dict[Any, Any]] = {}  # its two loops' traces, by shape
+            self.traces: dict[str, dict[Any, Any]] = {}  # its states loop's traces, by shape
             self.built = True
 
         def _front(self, h: Any) -> Any:
@@ -236,7 +243,7 @@ def _lookahead_class() -> Any:
 
         def _every_end(self, x: Any) -> Any:
             ahead, window = self.ahead, self.window
-            batch, steps = ops.shape(x)[0], ops.shape(x)[1]
+            steps = ops.shape(x)[1]
             features = tuple(x.shape[2:])
             # The RNN's states after every step of the whole sequence; the prefix
             # x[:, :t] reaches the state after step t - 1 - ahead unchanged (zeros
@@ -247,6 +254,52 @@ def _lookahead_class() -> Any:
             # the first window - 1 are replaced by the prefixes themselves below).
             padded = ops.pad(x, [[0, 0], [window - 1, 0]] + [[0, 0]] * len(features))
             windows = ops.stack([padded[:, j : j + steps] for j in range(window)], axis=2)
+            if keras.backend.backend() == "torch":
+                y = self._ends_at_once(windows, starts, features)
+            else:
+                y = self._ends_scanned(windows, starts, states, x)
+            if window == 1:
+                return y
+            first = ops.stack(
+                [self.clone(x[:, :t], training=False) for t in range(1, window)], axis=1
+            )
+            return ops.concatenate([first[:, :steps], y[:, window - 1 :]], axis=1)
+
+        def _end(self, piece: Any, start: list[Any]) -> Any:
+            """The outputs at prefix ends: their last ``window`` steps ``piece``, the RNN's
+            states ``start`` before their last ``ahead`` steps."""
+            # The RNN's steps as its loop takes them: its cell on each, the states as a
+            # list (unrolled: ``ahead`` is known, and a loop inside a scan costs as much
+            # as the rest).
+            edge = self._front(piece)[:, self.window - self.ahead :]
+            carried = start
+            for k in range(self.ahead):
+                y, carried = self.rnn.cell(edge[:, k], carried, training=False)
+                carried = list(carried) if isinstance(carried, (list, tuple)) else [carried]
+            for layer in self.back:
+                y = layer(y, training=False)
+            return y
+
+        def _ends_at_once(self, windows: Any, starts: Any, features: tuple[int, ...]) -> Any:
+            """torch: every end's output, the ends of each block of rows in one eager call."""
+            batch, steps = int(windows.shape[0]), int(windows.shape[1])
+            rows = ops.reshape(windows, (batch * steps, self.window, *features))
+            carried = ops.reshape(starts, (batch * steps, -1))
+            cuts = [int(c) for c in np.cumsum(self.sizes)[:-1]]
+            block = max(1, END_ROWS // self.window)
+            ys = []
+            for a in range(0, batch * steps, block):
+                part = carried[a : a + block]
+                start = ops.split(part, cuts, axis=-1) if cuts else [part]
+                ys.append(self._end(rows[a : a + block], start))
+            y = ops.concatenate(ys, axis=0) if len(ys) > 1 else ys[0]
+            return ops.reshape(y, (batch, steps, *tuple(y.shape[1:])))
+
+        def _ends_scanned(self, windows: Any, starts: Any, states: Any, x: Any) -> Any:
+            """Every end's output, one end (the whole batch) per step of a scan: TensorFlow, JAX."""
+            window = self.window
+            batch, steps = ops.shape(x)[0], ops.shape(x)[1]
+            features = tuple(x.shape[2:])
             # One sequence to scan over (Keras's TensorFlow scan over several needs their
             # length known when traced): per end, its window and its states, flattened.
             size = int(np.prod(features, dtype=np.int64)) * window
@@ -262,38 +315,19 @@ def _lookahead_class() -> Any:
             cuts = [size + int(c) for c in np.cumsum(self.sizes)[:-1]]
 
             def end(out: Any, at: Any) -> tuple[Any, Any]:
-                # One prefix end for the whole batch, as a prefix call computes it:
-                # every matmul on as many rows (a batch of all ends at once rounds
-                # differently in the last bit).
+                # One prefix end for the whole batch, as a prefix call computes it.
                 piece, *start = ops.split(at, [size, *cuts], axis=-1)
                 piece = ops.cast(ops.reshape(piece, (batch, window, *features)), x.dtype)
-                # The RNN's steps as its loop takes them: its cell on each, the states
-                # as a list (unrolled: ``ahead`` is known, and a loop inside the scan
-                # costs as much as the rest).
-                edge = self._front(piece)[:, window - ahead :]
-                carried = [ops.cast(s, states.dtype) for s in start]
-                for k in range(ahead):
-                    y, carried = self.rnn.cell(edge[:, k], carried, training=False)
-                    carried = list(carried) if isinstance(carried, (list, tuple)) else [carried]
-                for layer in self.back:
-                    y = layer(y, training=False)
+                y = self._end(piece, [ops.cast(s, states.dtype) for s in start])
                 return y, y
 
             spec = self.clone.outputs[0]
-            _, ends = traced.scan(  # torch: replays of one trace, not a thousand eager calls
+            _, ends = ops.scan(
                 end,
                 ops.zeros((batch, *tuple(spec.shape)[1:]), dtype=spec.dtype),
                 ops.transpose(per_end, (1, 0, 2)),
-                variables=self.traced_reads,
-                kept=self.traces.setdefault("ends", {}),
             )
-            y = ops.transpose(ends, (1, 0, *range(2, len(ends.shape))))
-            if window == 1:
-                return y
-            first = ops.stack(
-                [self.clone(x[:, :t], training=False) for t in range(1, window)], axis=1
-            )
-            return ops.concatenate([first[:, :steps], y[:, window - 1 :]], axis=1)
+            return ops.transpose(ends, (1, 0, *range(2, len(ends.shape))))
 
     _LOOKAHEAD.append(_Lookahead)
     return _Lookahead

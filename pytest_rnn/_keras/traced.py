@@ -7,7 +7,7 @@ twin's stateless call ``(weights, carried variables, chunk) -> (outputs,
 carried variables)``, made once per chunk shape and then replayed; the states
 are carried as values between chunks, from zero, and written back after the
 run. :func:`scan` does the same for ``keras.ops.scan`` (the lookahead copy's
-loops over a thousand steps).
+loop over a thousand steps for the states).
 
 A trace replays the operations of the call it recorded, so it is the model
 only where the call has no Python branch on values. Traces are made only of
