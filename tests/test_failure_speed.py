@@ -21,6 +21,7 @@ import pytest
 
 import pytest_rnn
 from pytest_rnn import _keras as K
+from pytest_rnn._keras import lookahead
 from pytest_rnn._stateful import diagnose
 
 L = keras.layers
@@ -220,6 +221,24 @@ def test_every_step_copy_gives_every_prefix_output(
         call = K.compiled(model, x, fixed_batch=False)
         want = np.stack([call(x[:, :t]) for t in range(1, steps + 1)], axis=1)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.backends
+@pytest.mark.torch_only("torch computes the prefix ends in blocks; TensorFlow and JAX scan them")
+def test_a_lookahead_copy_gives_every_prefix_output_block_by_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Conv1D(k=3, 'same') reads one step on either side: windows of 2 steps, so 12
+    # window steps a block are 6 ends, and 3 x 11 ends make five blocks and a short one.
+    monkeypatch.setattr(lookahead, "END_ROWS", 12)
+    model = _lookahead_model()
+    copy = K.every_step_copy(model)
+    assert copy is not None
+    x = _x(11, batch=3)
+    got = K.compiled(copy, x, fixed_batch=False)(x)
+    call = K.compiled(model, x, fixed_batch=False)
+    want = np.stack([call(x[:, :t]) for t in range(1, 12)], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(
