@@ -246,7 +246,8 @@ def bench_cached(repeats: int) -> dict[str, float] | None:
 
     GPT2-tiny (2 layers, hidden 32, vocabulary 50), batch 3, 16 tokens, with the
     generation loop (the default) and without it; a 4-layer hidden-128 GPT2 and
-    Llama at 128 tokens, batch 3, with it. ``None`` without KerasHub.
+    Llama at 128 tokens, batch 3, with it, and their forced generation loop alone
+    (the check's floor). ``None`` without KerasHub.
     """
     try:
         import keras_hub
@@ -296,7 +297,33 @@ def bench_cached(repeats: int) -> dict[str, float] | None:
         )
         figures[key] = t_check / t_full
         figures[key.replace("_over_full_pass", "_ms")] = t_check * 1000
+        if steps == 128:  # the check's floor: the model's own loop, forced, alone
+            t_loop, t_full = side_by_side(
+                generation_loop(lm, tokens), lambda full=full, inputs=inputs: full(inputs),
+                max(3, repeats // 3),
+            )  # fmt: skip
+            figures[key.replace("_over_full_pass", "_generation_over_full_pass")] = t_loop / t_full
     return figures
+
+
+def generation_loop(lm: Any, tokens: Any) -> Callable[[], Any]:
+    """The forced generation loop the cached check runs on ``lm`` (one token a chunk), alone."""
+    import numpy as np
+
+    from pytest_rnn import _keras as K
+    from pytest_rnn._cached.args import check_model
+    from pytest_rnn._cached.run import generation, token_batch
+    from pytest_rnn._core.stream import ChunkSchedule
+
+    model = check_model(lm)
+    batch = token_batch(tokens, np.ones_like(tokens, bool))
+    schedule = ChunkSchedule.parse(1, tokens.shape[1])
+
+    def loop() -> None:
+        with K.untouched():
+            generation(model, batch, schedule)
+
+    return loop
 
 
 def bench_scaling(repeats: int) -> list[dict[str, Any]]:
