@@ -228,9 +228,8 @@ def test_every_step_copy_gives_every_prefix_output(
 def test_a_lookahead_copy_gives_every_prefix_output_block_by_block(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Conv1D(k=3, 'same') reads one step on either side: windows of 2 steps, so 12
-    # window steps a block are 6 ends, and 3 x 11 ends make five blocks and a short one.
-    monkeypatch.setattr(lookahead, "END_ROWS", 12)
+    # 3 x 11 ends in blocks of 6: five blocks and a short one.
+    monkeypatch.setattr(lookahead, "END_ROWS", 6)
     model = _lookahead_model()
     copy = K.every_step_copy(model)
     assert copy is not None
