@@ -199,7 +199,7 @@ def _lookahead_class() -> Any:
             self.ahead, self.window = ahead, window
             # What a trace of the states loop's step reads (torch), if Keras's own layers only.
             self.traced_reads = list(clone.variables) if traced.keras_layers_only(clone) else None
-            self.traces: dict[str, dict[Any, Any]] = {}  # its states loop's traces, by shape
+            self.traces: dict[str, Any] = {}  # its states loop's traces (traced.scan's kept)
             self.built = True
 
         def _front(self, h: Any) -> Any:
@@ -237,7 +237,7 @@ def _lookahead_class() -> Any:
                 ops.cast(start, h.dtype),
                 ops.transpose(h, (1, 0, 2)),
                 variables=self.traced_reads,
-                kept=self.traces.setdefault("states", {}),
+                kept=self.traces,
             )
             return ops.transpose(states, (1, 0, 2))
 
